@@ -9,7 +9,7 @@ competition winners' measures. Importing this package registers them with ``fami
 * ``spectral``  spectral_alpha (data-free, weightwatcher-style; Martin & Mahoney 2021)
 
 The modules never import TensorFlow at import time; their adapters call
-:mod:`gen_measures.tf_ops` for gradients, intermediate layers and ``tf.image`` operations.
+:mod:`baselines.tf_ops` for gradients, intermediate layers and ``tf.image`` operations.
 """
 
 from baselines import aithal, kit, lassance, natekar, spectral  # noqa: F401  (registers)

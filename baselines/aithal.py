@@ -22,7 +22,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from gen_measures.errors import MeasureError
+from gen_measures.errors import NotApplicableError
+from gen_measures.numerics.classification import softmax
 from gen_measures.registry import SMALLER_GAP, MeasureResult, register_measure
 
 REFERENCE = (
@@ -40,14 +41,6 @@ MAX_BATCHES = 201
 SATURATION_RANGE = (0.6, 1.6)
 #: Random erasing: area share in [sl, sh] and aspect parameter r1, as the authors'.
 ERASE_SL, ERASE_SH, ERASE_R1 = 0.02, 0.4, 0.3
-
-
-def softmax(logits: np.ndarray) -> np.ndarray:
-    """Row-wise softmax in float64 (shifted by the row maximum)."""
-    z = np.asarray(logits, dtype=np.float64)
-    z = z - z.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
 
 
 def erase_boxes(n: int, height: int, width: int, rng: np.random.Generator) -> np.ndarray:
@@ -96,7 +89,7 @@ def augmentation_penalty(p_orig: np.ndarray, p_augs: Sequence[np.ndarray], penal
 
 def augmentation_score(ctx) -> tuple[float, dict[str, float]]:
     """``(penalty sum, penalty per augmentation)`` over the first ``201 x 64`` sample images."""
-    from gen_measures import tf_ops
+    from baselines import tf_ops
     from gen_measures.context import require_samples
 
     require_samples(ctx, "augmentation_robustness")
@@ -106,11 +99,11 @@ def augmentation_score(ctx) -> tuple[float, dict[str, float]]:
     for start in range(0, n, BATCH_SIZE):
         xb = ctx.x[start:min(start + BATCH_SIZE, n)]
         if xb.ndim != 4:
-            raise MeasureError(f"augmentation_robustness needs image inputs (N, H, W, C); {ctx.label} has {ctx.x.shape[1:]}")
+            raise NotApplicableError(f"augmentation_robustness needs image inputs (N, H, W, C); {ctx.label} has {ctx.x.shape[1:]}")
         sat, flip_sat = rng.uniform(*SATURATION_RANGE, size=2)
         boxes = erase_boxes(xb.shape[0], xb.shape[1], xb.shape[2], rng)
         augmented = tf_ops.aithal_augmentations(xb, saturation=sat, flip_saturation=flip_sat, erase_boxes=boxes)
-        probs = softmax(ctx.predict(np.concatenate([xb] + augmented)))
+        probs = softmax(ctx.predict(np.concatenate([xb] + augmented)), axis=1)
         parts = np.split(probs, len(augmented) + 1)
         for a, p in enumerate(parts[1:]):
             per_aug[a] += augmentation_penalty(parts[0], [p], [PENALTIES[a]])
@@ -125,7 +118,7 @@ def augmentation_robustness(ctx) -> MeasureResult:
 
     Images: the first 201 batches of 64 of the task sample, in order (all of it when smaller:
     the bundled zoo has 360 / 400 training images; the runner's default sample is 2000).
-    Per batch, the seven augmentations of :func:`gen_measures.tf_ops.aithal_augmentations`
+    Per batch, the seven augmentations of :func:`baselines.tf_ops.aithal_augmentations`
     (flip; saturation 0.6-1.6; central crop 0.9 padded back; Sobel-x edges / 4 + 0.5;
     brightness + 0.5; flip + saturation; random erasing, :func:`erase_boxes`), penalties
     6, 1, 2, 3, 1, 12, 2 (:func:`augmentation_penalty`) on the softmax of the model outputs

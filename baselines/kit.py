@@ -26,6 +26,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from gen_measures.measures.distance import squared_distance
+from gen_measures.numerics.classification import accuracy
 from gen_measures.registry import LARGER_GAP, SMALLER_GAP, MeasureResult, register_measure
 
 KIT_REFERENCE = "Jiang et al. 2020, 'NeurIPS 2020 Competition: Predicting Generalization in Deep Learning', arXiv:2012.07976; PGDL starting kit baselines"
@@ -95,7 +96,7 @@ def jacobian_norm(ctx) -> MeasureResult:
     ----------
     PGDL starting kit ``baselines/jacobian`` (Jiang et al. 2020, arXiv:2012.07976).
     """
-    from gen_measures import tf_ops
+    from baselines import tf_ops
     from gen_measures.context import require_samples
 
     require_samples(ctx, "jacobian_norm")
@@ -162,14 +163,71 @@ class ShuffledStream:
         return stream[:need].reshape(int(k), self.batch_size)
 
 
-def kit_sharpness_search(ctx, *, kit_loss: bool = True) -> tuple[float, list[tuple[float, float]]]:
-    """Run the kit's search on ``ctx`` (see :func:`kit_sharpness`); returns ``(m, trace)``."""
-    from gen_measures import tf_ops
+def kit_sharpness_search(
+    ctx,
+    *,
+    rounds: int = 20,
+    trials: int = 3,
+    steps: int = 20,
+    eval_batches: int = 10,
+    learning_rate: float = 1e-3,
+    target_deviate: float = 0.1,
+    tolerance: float = 1e-2,
+    epsilon: float = 1e-5,
+    kit_loss: bool = True,
+) -> tuple[float, list[tuple[float, float]]]:
+    """The starting kit's sharpness search on ``ctx``; returns ``(m, [(m, min_accuracy), ...])``.
+
+    Bisection of a box scale ``m`` on ``[0, 0.5]`` for at most ``rounds`` rounds. At each
+    ``m``, up to ``trials`` trials (a trial is skipped once the minimum accuracy is below 0.8):
+    reset the weights, run ``steps`` plain SGD steps (learning rate ``learning_rate``) on
+    mini-batches, clipping every trainable weight to ``[w0 - m|w0|, w0 + m|w0|]`` after each
+    step, then measure the accuracy on ``eval_batches`` mini-batches
+    (:func:`baselines.tf_ops.boxed_sgd_trial_function`, then
+    :func:`gen_measures.numerics.classification.accuracy`; outputs that are NaN or infinite
+    count as accuracy 0, which shrinks ``m`` as the kit's arg-max of such outputs did).
+    ``deviate = 1 - min accuracy``; stop when the bracket is narrower than ``epsilon`` or
+    ``|deviate - target_deviate| < tolerance``; ``deviate > target_deviate`` shrinks ``m``, else
+    grows it. See :func:`kit_sharpness` for the kit's defects, reproduced; ``kit_loss=False``
+    uses the intended loss instead (a diagnosis option: what the kit would have returned with
+    its arguments in order).
+
+    The mini-batches come from one :class:`ShuffledStream` of the sample (batches of 64, seeded
+    from the context), shared by the SGD steps and the accuracy estimates. The weights are
+    restored on exit (the kit left the model perturbed).
+    """
+    from baselines import tf_ops
     from gen_measures.context import require_samples
 
     require_samples(ctx, "kit_sharpness")
-    stream = ShuffledStream(ctx.n_samples, SHARPNESS_BATCH_SIZE, ctx.rng("kit_sharpness"))
-    return tf_ops.kit_sharpness_search(ctx.model, ctx.x, ctx.y, stream, n_classes=ctx.n_classes, kit_loss=kit_loss)
+    batches = ShuffledStream(ctx.n_samples, SHARPNESS_BATCH_SIZE, ctx.rng("kit_sharpness"))
+    trial, restore = tf_ops.boxed_sgd_trial_function(ctx.model, ctx.x, ctx.y, n_classes=ctx.n_classes,
+                                                     learning_rate=learning_rate, kit_loss=kit_loss)
+    trace: list[tuple[float, float]] = []
+    hi, lo = 0.5, 0.0
+    m = (hi + lo) / 2.0
+    try:
+        for _ in range(rounds):
+            m = (hi + lo) / 2.0
+            min_accuracy = 10.0
+            for _ in range(trials):
+                if min_accuracy < 0.8:
+                    continue
+                train_idx = batches(steps)
+                eval_idx = batches(eval_batches).reshape(-1)
+                acc = accuracy(trial(train_idx, eval_idx, m), ctx.y[eval_idx], warn=False)
+                min_accuracy = min(min_accuracy, 0.0 if math.isnan(acc) else acc)
+            trace.append((m, min_accuracy))
+            deviate = 1.0 - min_accuracy
+            if hi - lo < epsilon or abs(deviate - target_deviate) < tolerance:
+                break
+            if deviate > target_deviate:
+                hi = m
+            else:
+                lo = m
+    finally:
+        restore()
+    return m, trace
 
 
 @register_measure(
@@ -188,7 +246,7 @@ def kit_sharpness(ctx) -> MeasureResult:
     to ``[w0 - m|w0|, w0 + m|w0|]`` after each step, then the accuracy on 10 mini-batches;
     ``deviate = 1 - min accuracy``; stop when ``|deviate - 0.1| < 0.01`` or the bracket is
     narrower than 1e-5; return ``m`` (a box scale: larger = flatter, hence ``SMALLER_GAP``;
-    the kit submitted it as is). Implemented in :func:`gen_measures.tf_ops.kit_sharpness_search`.
+    the kit submitted it as is). Implemented in :func:`kit_sharpness_search`.
 
     Defects of the original, reproduced (this is the labelled kit version; the core
     ``sharpness`` measure is the corrected one):
@@ -214,8 +272,11 @@ def kit_sharpness(ctx) -> MeasureResult:
     Our changes, none of which alters the value: the data stream is seeded (the kit's
     ``shuffle`` was not), the one-hot depth is the model's output width (the kit hard-coded
     10 classes and crashes on other tasks), only trainable weights are stepped and clipped (the
-    others never move), and the weights are restored afterwards (the kit left them perturbed).
-    Cost: at most 20 rounds x 3 trials x (20 steps + 640 evaluated examples); each trial is one
+    others never move), the weights are restored afterwards (the kit left them perturbed), and
+    the accuracy is computed in float64 (exactly ``k / 640``; the kit's ``tf.reduce_mean`` was
+    float32, up to 3e-8 away; the decisions compare it with 0.8, 0.89 and 0.91: 0.89 and 0.91
+    are at least 4e-4 from every ``k / 640``, and 0.8 = 512 / 640 is not below 0.8 in either
+    precision, so ``m`` is the same). Cost: at most 20 rounds x 3 trials x (20 steps + 640 evaluated examples); each trial is one
     compiled call. Trace ``(m, min accuracy)`` per round in the details.
 
     References

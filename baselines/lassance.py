@@ -130,7 +130,7 @@ def input_mixup(x: np.ndarray, onehot: np.ndarray, rng: np.random.Generator, alp
 
 def vpm_draws(ctx, draws: int) -> list[float]:
     """``draws`` seeded graphs of :func:`vpm` on ``ctx`` (each with its own examples and mixup)."""
-    from gen_measures import tf_ops
+    from baselines import tf_ops
     from gen_measures.context import require_samples
 
     require_samples(ctx, "vpm")

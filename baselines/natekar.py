@@ -29,7 +29,9 @@ from collections.abc import Callable
 
 import numpy as np
 
-from gen_measures.errors import DegenerateInputWarning, MeasureError
+from gen_measures.errors import DataError, DegenerateInputWarning, NotApplicableError
+from gen_measures.numerics.classification import accuracy
+from gen_measures.numerics.moments import ShiftedMoments
 from gen_measures.registry import LARGER_GAP, MeasureResult, register_measure
 
 REFERENCE = (
@@ -148,7 +150,8 @@ def labelwise_mixup_accuracy(
     Guard: a batch holding fewer than 2 examples of a class has no pair; the original then
     divided 0 by 0 and returned NaN for the whole model. Such (batch, class) cells are
     skipped; a class with no pair in any batch is left out; NaN with a
-    :class:`DegenerateInputWarning` only when no class has a pair.
+    :class:`DegenerateInputWarning` only when no class has a pair, or when the model outputs NaN
+    or inf on the mixed examples (:func:`gen_measures.numerics.classification.accuracy`).
     """
     x, y = np.asarray(x), np.asarray(y).reshape(-1)
     size = per_class * n_classes
@@ -165,14 +168,17 @@ def labelwise_mixup_accuracy(
     if not mixed:
         _warn("no batch holds two examples of the same class; label-wise mixup accuracy is NaN")
         return float("nan"), {}
-    pred = np.argmax(predict(np.concatenate(mixed)), axis=1)
+    scores = predict(np.concatenate(mixed))
     cells: dict[int, list[float]] = {}
     offset = 0
     for c, count in owners:
-        cells.setdefault(c, []).append(float(np.mean(pred[offset:offset + count] == c)))
+        cells.setdefault(c, []).append(accuracy(scores[offset:offset + count], np.full(count, c), warn=False))
         offset += count
     per_class_acc = {c: float(np.mean(v)) for c, v in sorted(cells.items())}
-    return float(np.mean(list(per_class_acc.values()))), per_class_acc
+    value = float(np.mean(list(per_class_acc.values())))
+    if np.isnan(value):
+        _warn("the model outputs NaN or inf on the mixed examples; label-wise mixup accuracy is NaN")
+    return value, per_class_acc
 
 
 def _layer_configs(model) -> list[dict]:
@@ -180,7 +186,7 @@ def _layer_configs(model) -> list[dict]:
 
 
 def _pooled_layer_features(ctx, layer: int, x: np.ndarray) -> np.ndarray:
-    from gen_measures import tf_ops
+    from baselines import tf_ops
 
     fn = ctx.memo(("tf_ops.layer_output", layer), lambda: tf_ops.layer_function(ctx.model, layer, batch_size=ctx.batch_size))
     chunks = [max_pool_flatten(fn(x[s:s + ctx.batch_size])) for s in range(0, x.shape[0], ctx.batch_size)]
@@ -191,7 +197,7 @@ def dbi_value(ctx) -> tuple[float, list[float]]:
     """Mean Davies-Bouldin index of the pooled first-strided-layer features over 10 draws of 120."""
     layer = first_strided_layer(_layer_configs(ctx.model))
     if layer is None:
-        raise MeasureError(f"dbi_mixup: {ctx.label} has no layer with strides (Conv or pooling) among its first three layers")
+        raise NotApplicableError(f"dbi_mixup: {ctx.label} has no layer with strides (Conv or pooling) among its first three layers")
     rng = ctx.rng("dbi_mixup")
     draws = [rng.permutation(ctx.n_samples)[:DBI_DRAW_SIZE] for _ in range(DBI_DRAWS)]
     used = np.unique(np.concatenate(draws))
@@ -273,29 +279,35 @@ def natekar_augment_params(n: int, rng: np.random.Generator) -> dict[str, np.nda
     }
 
 
-class FeatureVariance:
-    """Per-feature variance (population, ``ddof=0``) accumulated in float64 over batches."""
+class FeatureVariance(ShiftedMoments):
+    """Per-feature variance (population, ``ddof=0``) accumulated in float64 over batches.
+
+    Shifted sums (:class:`~gen_measures.numerics.moments.ShiftedMoments`, shift = the first row
+    seen: no cancellation when the mean dwarfs the spread); the width is that of the first
+    batch. Accumulators over disjoint batches combine exactly with :meth:`merge`.
+    """
 
     def __init__(self) -> None:
-        self.n = 0
-        self._sum: np.ndarray | None = None
-        self._sq: np.ndarray | None = None
-        self._shift: np.ndarray | None = None
+        super().__init__(None)
+
+    @staticmethod
+    def _pair(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        return a * b  # elementwise: per-feature sums of squares
 
     def update(self, h: np.ndarray) -> None:
         h = np.asarray(h, dtype=np.float64).reshape(np.shape(h)[0], -1)
-        if self._shift is None:
-            self._shift = h[0].copy() if h.shape[0] else np.zeros(h.shape[1])
-            self._sum = np.zeros(h.shape[1])
-            self._sq = np.zeros(h.shape[1])
-        d = h - self._shift  # shifted sums: no cancellation when the mean dwarfs the spread
-        self._sum += d.sum(axis=0)
-        self._sq += np.einsum("ij,ij->j", d, d)
-        self.n += h.shape[0]
+        if self.dim is None:
+            self._allocate(h.shape[1])
+        elif h.shape[1] != self.dim:
+            raise DataError(f"h has {h.shape[1]} features per row, expected {self.dim} (the width of the first batch)")
+        if self._count[0] == 0:
+            self._shift[0] = h[0]
+        d = h - self._shift[0]
+        self._add_shifted(0, h.shape[0], d.sum(axis=0), np.einsum("ij,ij->j", d, d))
 
     def variance(self) -> np.ndarray:
-        mean = self._sum / self.n
-        return np.maximum(self._sq / self.n - mean * mean, 0.0)
+        mean = self._sum[0] / self.n
+        return np.maximum(self._second[0] / self.n - mean * mean, 0.0)
 
 
 def normalized_margin(numerators: np.ndarray, grad_norms: np.ndarray, feature_variance: np.ndarray,
@@ -323,13 +335,13 @@ def normalized_margin(numerators: np.ndarray, grad_norms: np.ndarray, feature_va
 def margin_value(ctx, kind: str) -> MeasureResult:
     """Minus the mean normalised margin at the first weighted layer on mixed (``kind="mixup"``)
     or augmented (``kind="augment"``) training examples; see :func:`mixup_margin`."""
-    from gen_measures import tf_ops
+    from baselines import tf_ops
     from gen_measures.context import require_samples
 
     require_samples(ctx, f"{kind}_margin")
     layer = first_weighted_layer(_layer_configs(ctx.model))
     if layer is None:
-        raise MeasureError(f"{kind}_margin: {ctx.label} has no layer with filters or units")
+        raise NotApplicableError(f"{kind}_margin: {ctx.label} has no layer with filters or units")
     fn = ctx.memo(("tf_ops.margin", layer), lambda: tf_ops.margin_function(ctx.model, layer))
     rng = ctx.rng(f"{kind}_margin")
     order = rng.permutation(ctx.n_samples)[:MARGIN_SAMPLES]
@@ -365,7 +377,7 @@ def mixup_margin(ctx) -> MeasureResult:
     each batch mixed within classes (:func:`labelwise_mix`); ``h`` = output of the first layer
     with filters or units; per example the margin between the top-2 outputs (or between the
     true and the predicted class when misclassified, negative) divided by the norm of its
-    gradient w.r.t. ``h`` (:func:`gen_measures.tf_ops.margin_function`); normalised by the
+    gradient w.r.t. ``h`` (:func:`baselines.tf_ops.margin_function`); normalised by the
     square root of the 5 %-trimmed mean per-feature variance of ``h``
     (:func:`normalized_margin`); value = minus the mean. Larger margins predict a smaller gap,
     so the value (a negated margin) is ``LARGER_GAP``. Seeded from the context (the original
@@ -388,7 +400,7 @@ def augment_margin(ctx) -> MeasureResult:
     As :func:`mixup_margin`, with each example augmented instead of mixed (the authors'
     "standard" ``DataAugmentor``): horizontal flip (p 0.5), hue +-0.05, saturation 0.6-1.2,
     brightness +-0.05, contrast 0.7-1.0, and with p 0.5 a central crop of scale 0.85-0.99
-    resized back (:func:`natekar_augment_params`, :func:`gen_measures.tf_ops.natekar_augment`).
+    resized back (:func:`natekar_augment_params`, :func:`baselines.tf_ops.natekar_augment`).
     Guard: ``tf.image.random_hue`` / ``random_saturation`` raise on 1-channel images, so grey
     images skip those two (the original crashes on them). Needs image inputs
     ``(N, H, W, 1 or 3)`` (:class:`MeasureError` otherwise).

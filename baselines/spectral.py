@@ -19,7 +19,7 @@ has 9, a Dense 16 -> 10 layer 10):
   matrices are not part of a power law); a layer with fewer than ``min_eigenvalues`` (5) of
   them is skipped;
 * ``xmin`` is chosen by the Kolmogorov-Smirnov criterion of Clauset, Shalizi & Newman
-  (:func:`gen_measures.linalg.power_law_fit`), but only among the candidates that leave at
+  (:func:`baselines.power_law.power_law_fit`), but only among the candidates that leave at
   least half of the layer's eigenvalues (and at least 5) in the tail: on a spectrum of 10
   values the unconstrained search happily fits the top 5 and returns a noisy, large alpha;
 * the maximum-likelihood exponent is debiased for the tail size ``m``:
@@ -47,8 +47,8 @@ import warnings
 
 import numpy as np
 
+from baselines.power_law import power_law_fit
 from gen_measures.errors import DegenerateInputWarning
-from gen_measures.linalg import power_law_fit
 from gen_measures.registry import LARGER_GAP, MeasureResult, register_measure
 
 REFERENCE = (

@@ -1,4 +1,4 @@
-"""Benchmark of the P-vector solvers of :mod:`gen_measures.linalg` (figures printed, no asserts).
+"""Benchmark of the P-vector solvers of :mod:`gen_measures.numerics.singular_vectors` (figures printed, no asserts).
 
 Run with ``python benchmarks/bench_linalg.py`` (about 30 s and 1.5 GB of memory; do not run
 it next to another heavy job: the machine has 2 cores and timings are wall-clock).
@@ -22,7 +22,7 @@ import time
 
 import numpy as np
 
-from gen_measures.linalg import top_left_singular_vectors
+from gen_measures.numerics.singular_vectors import top_left_singular_vectors
 
 
 def planted(n: int, d: int, rank: int = 10, seed: int = 0) -> np.ndarray:

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gen_measures.io.model_configs import ModelConfigs, canonical_model_id, read_model_configs
+from scoring.model_configs import ModelConfigs, canonical_model_id, read_model_configs
 from scoring.cmi import conditional_mutual_information
 from scoring.report import evaluate
 

@@ -1,7 +1,6 @@
 """gen_measures: predict the generalization of trained deep networks (PGDL format).
 
-The public API is imported lazily so that ``import gen_measures`` (and scoring, which
-uses its errors) never pulls in TensorFlow.
+The public API is imported lazily so that ``import gen_measures`` never pulls in TensorFlow.
 """
 
 from __future__ import annotations
@@ -26,6 +25,7 @@ __all__ = [
     "MeasureSpec",
     "compute",
     "get_measure",
+    "read_results",
     "list_measures",
     "register_measure",
     "resolve_measures",
@@ -33,8 +33,8 @@ __all__ = [
 
 
 def __getattr__(name: str):
-    if name == "compute":
-        from gen_measures.runner import compute
+    if name in ("compute", "read_results"):
+        from gen_measures import runner
 
-        return compute
+        return getattr(runner, name)
     raise AttributeError(f"module 'gen_measures' has no attribute {name!r}")

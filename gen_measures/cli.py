@@ -13,19 +13,15 @@ import sys
 import time
 from pathlib import Path
 
+from gen_measures.context import DEFAULT_BATCH_SIZE
 from gen_measures.errors import GenMeasuresError
+from gen_measures.pipeline import DEFAULT_FUSE, DEFAULT_OUTPUT
+from gen_measures.runner.compute import DEFAULT_MODEL_TIMEOUT
+from gen_measures.sampling import DEFAULT_SAMPLE_SIZE, DEFAULT_SEED
 
 log = logging.getLogger("gen_measures")
 
 
-def _sample_data() -> Path:
-    """The bundled zoo: ``sample_data/`` at the repository root (next to the package), else in the working folder."""
-    beside = Path(__file__).resolve().parent.parent / "sample_data"
-    return beside if beside.is_dir() else Path("sample_data")
-
-
-SAMPLE_DATA = _sample_data()
-DEFAULT_OUTPUT = "gen_measures_out"
 
 
 def _quiet_tensorflow() -> None:
@@ -60,8 +56,9 @@ class Progress:
 
 # ----------------------------------------------------------------------------- commands
 def cmd_list(args: argparse.Namespace) -> int:
-    from gen_measures.registry import list_measures, resolve_measures
+    from gen_measures.registry import list_measures, plugin_failures, resolve_measures
 
+    _load_plugins(args)
     specs = list_measures()
     default = {s.name for s in resolve_measures("default")}
     width = max(len(s.name) for s in specs)
@@ -71,7 +68,9 @@ def cmd_list(args: argparse.Namespace) -> int:
         print(f"{s.name:<{width}}  {s.family:<8}  {'yes' if s.name in default else 'no':<7}  {s.direction_text:<20}  {needs}")
         if args.long:
             print(f"{'':<{width}}  {s.summary}\n{'':<{width}}  ref: {s.reference}")
-    print("\ngroups: default (core measures run by default), core, baselines, all")
+    print("\ngroups: default (core measures run by default), core, baselines, catalogue, plugins, all")
+    for name, reason in plugin_failures():
+        print(f"plug-in not loaded: {name}: {reason}")
     return 0
 
 
@@ -123,76 +122,83 @@ def cmd_make_zoo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _load_plugins(args: argparse.Namespace) -> None:
+    from gen_measures.registry import load_plugin_file, load_plugins
+
+    load_plugins()
+    for path in getattr(args, "plugin", None) or []:
+        load_plugin_file(path)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     _quiet_tensorflow()
-    import pandas as pd
-
     from gen_measures.io.pgdl import discover_tasks
-    from gen_measures.io.results import write_predictions, write_results_csv
+    from gen_measures.pipeline import run, sample_data_path
     from gen_measures.registry import resolve_measures
-    from gen_measures.runner import compute
 
-    paths = args.paths or [SAMPLE_DATA]
+    _load_plugins(args)
+    paths = args.paths or [sample_data_path()]
     specs = resolve_measures(args.measures)
     tasks = discover_tasks(paths)
-    print(f"{len(tasks)} task(s), {sum(len(t.model_ids) for t in tasks)} models, measures: {', '.join(s.name for s in specs)}", file=sys.stderr)
-    results = compute(
-        tasks=tasks, measures=[s.name for s in specs], sample_size=args.sample_size, seed=args.seed,
-        batch_size=args.batch_size, progress=Progress("measuring"),
-    )
-    directions = {s.name: s.direction for s in specs}
-    fused = fuse_presets(results, args.fuse, directions, args.seed)
-    out = Path(args.output)
-    write_results_csv(results, out)
-    write_predictions(pd.concat([results, fused], ignore_index=True), out)
-    table = results.pivot_table(index=["task", "model"], columns="measure", values="value", aggfunc="first", dropna=False)
-    order = pd.MultiIndex.from_frame(results[["task", "model"]].drop_duplicates())
-    table = table.reindex(index=order, columns=[s.name for s in specs if s.name in table.columns])
-    with pd.option_context("display.width", 200, "display.max_columns", 40, "display.max_rows", args.max_rows):
-        print(table.to_string(float_format=lambda v: f"{v:.5g}"))
-    if len(fused):
-        directions.update({name: 1 for name in fused["measure"].unique()})
-    _print_scores(pd.concat([results, fused], ignore_index=True), tasks, directions)
-    print(f"\nwrote {out / 'results.csv'} and {out / 'predictions'}/<measure>/<task>.predict")
-    failed = results[results["status"] == "error"]
-    for _, row in failed.drop_duplicates("message").iterrows():
-        print(f"FAILED {row['task']}/model_{row['model']} {row['measure']}: {row['message']}", file=sys.stderr)
-    if len(failed):
-        print(f"{len(failed)} of {len(results)} results failed", file=sys.stderr)
-        return 1
-    return 0
+    _say(args, f"{len(tasks)} task(s), {sum(len(t.model_ids) for t in tasks)} models, measures: {', '.join(s.name for s in specs)}")
+    try:
+        result = run(paths, measures=[s.name for s in specs], output=args.output, fuse=args.fuse,
+                     sample_size=args.sample_size, seed=args.seed, batch_size=args.batch_size, workers=args.workers,
+                     model_timeout=args.model_timeout or None, fresh=args.fresh, retry_failed=args.retry_failed,
+                     dask_scheduler=args.dask_scheduler, progress=not args.quiet)
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: every result computed so far is stored in {Path(args.output) / 'results.sqlite'}; "
+              "run the same command again to resume (or `gen-measures export "
+              f"{args.output}` to write the files from what is stored)", file=sys.stderr)
+        return 130
+    return _print_run(result, args)
 
 
-def fuse_presets(results, presets: str, directions: dict[str, int], seed: int):
-    """Rows of each named fusion preset whose measures were computed (status ``ok``)."""
+def cmd_export(args: argparse.Namespace) -> int:
+    from gen_measures.pipeline import export
+
+    result = export(args.output)
+    _say(args, f"exported {len(result.results)} stored results of the last run in {args.output}")
+    return _print_run(result, args)
+
+
+def _say(args: argparse.Namespace, text: str) -> None:
+    if not getattr(args, "quiet", False):
+        print(text, file=sys.stderr)
+
+
+def _print_run(result, args: argparse.Namespace) -> int:
     import pandas as pd
 
-    from scoring.fusion import preset_results
+    from scoring.report import format_score_table
 
-    names = [p.strip() for p in (presets or "").split(",") if p.strip()]
-    frames = [preset_results(results[results["status"] == "ok"], name, directions, seed=seed) for name in names]
-    frames = [f for f in frames if len(f)]
-    if not frames:
-        return pd.DataFrame(columns=["task", "model", "measure", "value", "status"])
-    fused = pd.concat(frames, ignore_index=True)
-    fused["status"] = ["ok" if v == v else "nan" for v in fused["value"]]
-    return fused
+    with pd.option_context("display.width", 200, "display.max_columns", 40, "display.max_rows", args.max_rows):
+        print(result.value_table().to_string(float_format=lambda v: f"{v:.5g}"))
+    if len(result.scores):
+        print("\nhow well each measure predicts the generalization gap:")
+        print(format_score_table(result.scores))
+    st = result.stats
+    if st is not None and st.total:
+        print(f"\n{st.total} results: {st.reused} reused from the store, {st.computed} computed"
+              + (f" in {st.seconds:.0f} s" if st.computed else ""))
+    print(f"wrote {result.output / 'results.csv'} and {result.output / 'predictions'}/<measure>/<task>.predict "
+          f"(store: {result.output / 'results.sqlite'})")
+    return _report_failures(result.results)
 
 
-def _print_scores(results, tasks, directions) -> None:
-    """The score table of every task with reference metrics."""
-    from scoring.report import format_score_table, score_results
+def _report_failures(results) -> int:
+    """Print one line per distinct failure or timeout; exit status 1 when any result failed."""
+    from gen_measures.runner.measure import FAILED_STATUSES
 
-    refs = {}
-    for t in tasks:
-        ref = t.read_reference()
-        if ref is not None and ref.has_gaps():
-            refs[t.name] = ref
-    if not refs:
-        return
-    scores = score_results(results, refs, directions)
-    print("\nhow well each measure predicts the generalization gap:")
-    print(format_score_table(scores))
+    failed = results[results["status"].isin(FAILED_STATUSES)]
+    for _, row in failed.drop_duplicates("message").iterrows():
+        word = "TIMEOUT" if row["status"] == "timeout" else "FAILED"
+        print(f"{word} {row['task']}/model_{row['model']} {row['measure']}: {row['message']}", file=sys.stderr)
+    if len(failed):
+        n_timeout = int((failed["status"] == "timeout").sum())
+        print(f"{len(failed)} of {len(results)} results failed ({n_timeout} timed out)", file=sys.stderr)
+        return 1
+    return 0
 
 
 def cmd_score(args: argparse.Namespace) -> int:
@@ -222,6 +228,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("list", help="registered measures with direction, needs and references")
     p.add_argument("--long", "-l", action="store_true", help="also show summaries and references")
+    p.add_argument("--plugin", action="append", metavar="FILE", help="also load measures from this .py file (repeatable)")
     p.set_defaults(func=cmd_list)
 
     p = sub.add_parser("inspect", help="models, layers, parameters, grid and gaps of task(s)")
@@ -235,17 +242,35 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_make_zoo)
 
     p = sub.add_parser("run", help="compute measures for every model; write predictions and results.csv")
-    p.add_argument("paths", nargs="*", help=f"task folder(s), folder(s) of tasks or competition root(s) (default: the bundled {SAMPLE_DATA.name}/)")
+    p.add_argument("paths", nargs="*", help="task folder(s), folder(s) of tasks or competition root(s) (default: the bundled sample_data/)")
     p.add_argument("--measures", "-m", default=None, help="comma-separated measure or group names (default: the 'default' group; see `gen-measures list`)")
     p.add_argument("--output", "-o", default=DEFAULT_OUTPUT, help=f"output folder (default {DEFAULT_OUTPUT}/)")
-    p.add_argument("--sample-size", type=int, default=2000, help="training examples per task that measures see (default 2000; all when fewer)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the sample and of the measures' randomness (default 0)")
-    p.add_argument("--batch-size", type=int, default=256, help="forward-pass batch size (default 256)")
+    p.add_argument("--sample-size", type=int, default=DEFAULT_SAMPLE_SIZE,
+                   help=f"training examples per task that measures see (default {DEFAULT_SAMPLE_SIZE}; all when fewer)")
+    p.add_argument("--seed", type=int, default=DEFAULT_SEED, help=f"seed of the sample and of the measures' randomness (default {DEFAULT_SEED})")
+    p.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE, help=f"forward-pass batch size (default {DEFAULT_BATCH_SIZE})")
+    p.add_argument("--plugin", action="append", metavar="FILE", help="also load measures from this .py file (repeatable)")
+    p.add_argument("--workers", "-j", default="1", help="worker processes: a number, or 'auto' for one per core; "
+                   "0 computes in this process without time budget or isolation (default 1)")
+    p.add_argument("--model-timeout", type=float, default=DEFAULT_MODEL_TIMEOUT, metavar="SECONDS",
+                   help=f"time budget of one model's measures together; a model over it gets status=timeout rows and its "
+                        f"worker is replaced (default {DEFAULT_MODEL_TIMEOUT:g}, the competition's; 0 = no limit)")
+    p.add_argument("--fresh", action="store_true", help="recompute everything instead of reusing the results stored in --output")
+    p.add_argument("--retry-failed", action="store_true", help="also recompute stored results whose status is error (timeouts always are)")
+    p.add_argument("--dask-scheduler", metavar="ADDRESS", default=None,
+                   help="compute on an existing dask.distributed cluster (e.g. tcp://host:8786; needs pip install -e '.[dask]')")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     p.add_argument("--max-rows", type=int, default=80, help="rows of the value table printed (default 80)")
-    p.add_argument("--fuse", default="pvalid_pvector",
+    p.add_argument("--fuse", default=DEFAULT_FUSE,
                    help="comma-separated fusion presets scored beside the measures when their measures were computed "
                         "(default pvalid_pvector: the seed paper's pseudo-validation + 0.05 x P-vector angle; '' for none)")
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("export", help="write results.csv and the .predict files from a run's store (e.g. after it was killed)")
+    p.add_argument("output", nargs="?", default=DEFAULT_OUTPUT, help=f"the run's output folder (default {DEFAULT_OUTPUT}/)")
+    p.add_argument("--max-rows", type=int, default=80, help="rows of the value table printed (default 80)")
+    p.add_argument("--quiet", "-q", action="store_true", help="print less")
+    p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("score", help="score predictions like the official PGDL program (plus more metrics)")
     p.add_argument("reference_dir", help="folder with reference_data/<task>/model_configs.json or <task>/model_configs.json")

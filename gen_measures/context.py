@@ -19,7 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from gen_measures.errors import DataError, MeasureError, ModelLoadError
+from gen_measures.errors import DataError, MeasureError, ModelLoadError, NotApplicableError
+from gen_measures.numerics.classification import accuracy
 from gen_measures.sampling import DEFAULT_SEED
 
 DEFAULT_BATCH_SIZE = 256
@@ -39,12 +40,18 @@ def _is_kernel(variable) -> bool:
 
 
 def task_sample(task, sample_size: int | None, seed: int = DEFAULT_SEED) -> tuple[np.ndarray, np.ndarray]:
-    """The task's training sample ``(x, y)``: seeded, class-stratified, the same for every model."""
+    """The task's training sample ``(x, y)``: seeded, class-stratified, the same for every model.
+
+    The labels are read first (the inputs are not decoded), the indices chosen by
+    :func:`gen_measures.sampling.stratified_sample_indices`, then only those examples decoded.
+    """
+    from gen_measures.io.tfrecords import read_labels, read_split
     from gen_measures.sampling import stratified_sample_indices
 
-    train = task.read_data("train")
-    idx = stratified_sample_indices(train.y, sample_size, seed)
-    return train.x[idx], train.y[idx]
+    split = task.split_dir("train")
+    idx = stratified_sample_indices(read_labels(split), sample_size, seed)
+    chosen = read_split(split, idx)
+    return chosen.x, chosen.y
 
 
 def release_keras_state() -> None:
@@ -92,7 +99,10 @@ class ModelContext:
     seed : base seed; :meth:`rng` derives one generator per purpose from it.
     batch_size : batch size of forward passes.
     task_cache : a dict shared by all models of the task.
-    n_classes : number of classes (default: the model's output width).
+    n_classes : number of classes the model predicts (default: its output width,
+        ``model.output_shape[-1]``). Not the labels' ``max + 1``
+        (:func:`gen_measures.numerics.classification.label_class_count`, a dataset's count): a
+        sample may lack classes the model predicts.
     """
 
     def __init__(
@@ -248,8 +258,8 @@ class ModelContext:
         return self._cache["logits"]
 
     def accuracy(self) -> float:
-        """Accuracy on the sample."""
-        return float(np.mean(np.argmax(self.logits(), axis=1) == self.y))
+        """Accuracy on the sample (:func:`~gen_measures.numerics.classification.accuracy`; NaN, warned, for non-finite outputs)."""
+        return accuracy(self.logits(), self.y)
 
     def perturbation(self) -> WeightPerturbation:
         """A :class:`WeightPerturbation` of this model (use it in a ``with`` block)."""
@@ -264,7 +274,7 @@ class ModelContext:
         """Index of the classifier: the last layer with a kernel (see :data:`FEATURE_LAYER_RULE`)."""
         indices = self.weighted_layer_indices()
         if not indices:
-            raise MeasureError(f"{self.label}: the model has no Dense or Conv layer")
+            raise NotApplicableError(f"{self.label}: the model has no Dense or Conv layer")
         return indices[-1]
 
     def _compiled(self, key: str, build: Any) -> Any:
@@ -318,7 +328,8 @@ class ModelContext:
         """
         if "layer_stats" in self._cache:
             return self._cache["layer_stats"]
-        from gen_measures.linalg import ClassScatterAccumulator, StreamingCovariance
+        from gen_measures.numerics.scatter import ClassScatterAccumulator
+        from gen_measures.numerics.spectra import StreamingCovariance
 
         require_samples(self, "layer statistics")
         indices = self.weighted_layer_indices()
@@ -429,13 +440,14 @@ class WeightPerturbation:
         self._assign(self.base)
 
     def accuracy(self, x: np.ndarray | None = None, y: np.ndarray | None = None) -> float:
-        """Accuracy at the current weights (default: on the context's sample)."""
+        """Accuracy at the current weights (default: on the context's sample).
+
+        NaN, without a warning, when the perturbed model outputs NaN or inf (an expected
+        outcome of a perturbation search; :func:`gen_measures.numerics.classification.accuracy`).
+        """
         x = self.ctx.x if x is None else x
         y = self.ctx.y if y is None else y
-        logits = self.ctx.predict(x)
-        if not np.all(np.isfinite(logits)):
-            return float("nan")
-        return float(np.mean(np.argmax(logits, axis=1) == y))
+        return accuracy(self.ctx.predict(x), y, warn=False)
 
     def loss_gradient(self, x: np.ndarray, y: np.ndarray) -> tuple[float, list[np.ndarray]]:
         """Mean cross-entropy at the current weights and its gradient w.r.t. the trainable weights."""

@@ -14,8 +14,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from gen_measures.errors import ScoringError
-from gen_measures.io.model_configs import hashable_value as hashable
+from scoring.errors import ScoringError
+from scoring.model_configs import hashable_value as hashable
 
 #: Smallest zoo any metric accepts.
 MIN_MODELS = 3

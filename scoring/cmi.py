@@ -49,7 +49,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from gen_measures.errors import DegenerateInputWarning, ScoringError
+from scoring.errors import DegenerateInputWarning, ScoringError
 from scoring._validate import align, dense_ranks, encode
 from scoring.cmi_clean import CleanCMIScorer, coverage, informative_hparams
 from scoring.cmi_official import OfficialCMIScorer, check_official_grid, fold_official, warn_collisions

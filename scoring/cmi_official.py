@@ -35,8 +35,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from gen_measures.errors import DegenerateInputWarning
-from gen_measures.io.model_configs import ModelConfigs
+from scoring.errors import DegenerateInputWarning
+from scoring.model_configs import ModelConfigs
 from scoring._pairs import PairBits, PairCounter, gap_entropy, mutual_information, scatter_add
 from scoring._validate import encode, hashable, joint_codes
 from scoring.errors import GridError

@@ -34,9 +34,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from gen_measures.errors import MissingFileError, ScoringError
-from gen_measures.io.jsonfile import read_json
-from gen_measures.io.model_configs import MODEL_CONFIGS_NAME, canonical_model_id, find_model_configs
+from scoring.errors import MissingFileError, ScoringError
+from scoring.jsonfile import read_json
+from scoring.model_configs import MODEL_CONFIGS_NAME, canonical_model_id, find_model_configs, prediction_key
 
 __all__ = [
     "EXCEEDED",
@@ -114,14 +114,24 @@ def read_predict(path: str | Path) -> Prediction:
     return out
 
 
-def write_predict(path: str | Path, values: Mapping[str, float]) -> Path:
-    """Write ``{"model_<id>": value}`` JSON (non-finite values as ``null``)."""
+def write_predict(path: str | Path, values: Mapping[str, float | str]) -> Path:
+    """Write a ``.predict`` file, JSON ``{"model_<id>": value}`` (parent folders created).
+
+    Keys may be bare ids (``"3"``) or prefixed (``"model_3"``); they are written prefixed, in
+    the order given. NaN policy, the one of every ``.predict`` writer of the toolkit
+    (``gen-measures run`` writes through this function): a value that is not a finite number
+    (NaN, infinity, ``None``) is **not written**, so the model is absent from the file and the
+    scorer names it as missing (:func:`read_predict` still accepts ``null`` / ``NaN`` entries
+    from other writers). ``"EXCEEDED"`` is written as it is.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    data = {
-        "model_" + canonical_model_id(k): (float(v) if isinstance(v, (int, float)) and math.isfinite(v) else (v if v == EXCEEDED else None))
-        for k, v in values.items()
-    }
+    data: dict[str, float | str] = {}
+    for key, value in values.items():
+        if isinstance(value, str) and value == EXCEEDED:
+            data[prediction_key(key)] = EXCEEDED
+        elif isinstance(value, (int, float)) and math.isfinite(value):
+            data[prediction_key(key)] = float(value)
     path.write_text(json.dumps(data, indent=1) + "\n")
     return path
 

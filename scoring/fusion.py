@@ -47,9 +47,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from gen_measures.errors import ScoringError
-from gen_measures.registry import LARGER_GAP
-from scoring.ranking import average_ranks, rank_table
+from scoring.errors import ScoringError
+from scoring.ranking import LARGER_GAP, average_ranks, rank_table
 
 __all__ = [
     "METHODS",

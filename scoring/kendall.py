@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from gen_measures.errors import DegenerateInputWarning
+from scoring.errors import DegenerateInputWarning
 from scoring._validate import align, encode, joint_codes, pairs_within
 
 __all__ = ["GranulatedKendall", "granulated_kendall", "kendall_tau_a", "kendall_tau_b"]

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from gen_measures.errors import ScoringError
+from scoring.errors import ScoringError
 from scoring._validate import align, dense_ranks
 from scoring.cmi import MODES, CleanCMIScorer, OfficialCMIScorer, possible_values_of, check_official_grid, informative_hparams
 

@@ -1,8 +1,8 @@
 """Ranking models by a measure: the only place where a measure's *direction* is applied.
 
 A measure declares whether a higher value predicts a larger generalization gap
-(:data:`~gen_measures.registry.LARGER_GAP`, ``+1``) or a smaller one
-(:data:`~gen_measures.registry.SMALLER_GAP`, ``-1``). Values are stored raw everywhere; ranks
+(:data:`LARGER_GAP`, ``+1``) or a smaller one (:data:`SMALLER_GAP`, ``-1``);
+the constants are defined here and re-exported by :mod:`gen_measures.registry`. Values are stored raw everywhere; ranks
 are oriented so that a *higher rank predicts a larger gap*, ties get the average rank
 (1..n). Every score in :mod:`scoring` is a function of these ranks only.
 
@@ -21,11 +21,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from gen_measures.errors import ScoringError
-from gen_measures.registry import LARGER_GAP, SMALLER_GAP
+from scoring.errors import ScoringError
 from scoring._validate import as_float_vector
 
-__all__ = ["average_ranks", "check_direction", "rank_models", "rank_table"]
+#: Direction: a higher value predicts a *larger* generalization gap.
+LARGER_GAP = 1
+#: Direction: a higher value predicts a *smaller* generalization gap.
+SMALLER_GAP = -1
+
+__all__ = ["LARGER_GAP", "SMALLER_GAP", "average_ranks", "check_direction", "rank_models", "rank_table"]
 
 
 def average_ranks(x: np.ndarray) -> np.ndarray:

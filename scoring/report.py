@@ -42,13 +42,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from gen_measures.errors import DegenerateInputWarning, ScoringError
-from gen_measures.io.model_configs import ModelConfigs, canonical_model_id, read_model_configs
-from gen_measures.registry import LARGER_GAP
+from scoring.model_configs import ModelConfigs, canonical_model_id, read_model_configs
 from scoring._pairs import gap_pairs
 from scoring._validate import MIN_MODELS, _fmt_ids
 from scoring.cmi import OfficialCMIScorer, check_official_grid, clean_result, official_result
-from scoring.errors import GridError
+from scoring.errors import DegenerateInputWarning, GridError, ScoringError
 from scoring.files import (
     EXCEEDED,
     SUBMISSION,
@@ -60,7 +58,7 @@ from scoring.files import (
 )
 from scoring.kendall import granulated_kendall, kendall_tau_a, kendall_tau_b
 from scoring.permutation import null_percentile
-from scoring.ranking import check_direction, rank_models
+from scoring.ranking import LARGER_GAP, check_direction, rank_models
 from scoring.sign_error import sign_error
 
 __all__ = [
@@ -249,7 +247,7 @@ def evaluate(
     values : model id (bare ``"3"`` or ``"model_3"``) -> measure value. The string
         ``"EXCEEDED"`` (time budget) gives the official semantics: ``cmi_official = 0``, the other
         metrics NaN, with a warning.
-    reference : the task's :class:`~gen_measures.io.model_configs.ModelConfigs` (with gaps).
+    reference : the task's :class:`~scoring.model_configs.ModelConfigs` (with gaps).
     direction : ``+1`` if a higher value predicts a larger gap, ``-1`` otherwise.
     allow_partial : score the models with a finite value only (warning) instead of raising
         when some are missing, NaN/inf or unknown to the reference.

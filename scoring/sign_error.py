@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from gen_measures.errors import DegenerateInputWarning, ScoringError
+from scoring.errors import DegenerateInputWarning, ScoringError
 from scoring._validate import align, encode, joint_codes, pairs_within
 
 __all__ = ["SignError", "sign_error"]

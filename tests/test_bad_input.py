@@ -11,7 +11,7 @@ import pytest
 from gen_measures.cli import main
 from gen_measures.errors import DataError, MissingFileError, ModelLoadError, TaskFormatError
 from gen_measures.io.keras_models import load_model_from_config
-from gen_measures.io.model_configs import read_model_configs
+from scoring.model_configs import read_model_configs
 from gen_measures.io.pgdl import discover_tasks, open_task
 from gen_measures.runner import compute
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
@@ -19,6 +20,7 @@ def _value(spec, ctx):
     out = spec.func(ctx)
     if isinstance(out, MeasureResult):
         assert isinstance(out.details, dict)
+        json.dumps(out.details, allow_nan=True)  # details must be JSON-serialisable
         out = out.value
     assert isinstance(out, float), f"{spec.name} returned {type(out).__name__}, not float"
     return out
@@ -34,6 +36,20 @@ def test_finite_and_deterministic_on_both_families(name, sample_tasks):
         again = _value(spec, ModelContext.from_task(task, mid, sample, seed=3))
         assert math.isfinite(first), f"{name} on {task.name}/model_{mid} = {first}"
         assert first == again, f"{name} is not deterministic under a fixed seed: {first} != {again}"
+
+
+@pytest.mark.parametrize("name", MEASURES)
+def test_works_with_only_its_declared_needs(name, sample_tasks):
+    """No training sample unless ``data`` is declared, no initial weights unless ``init_weights`` is."""
+    spec = next(s for s in list_measures() if s.name == name)
+    for task in sample_tasks:
+        sample = task_sample(task, 256, 0) if "data" in spec.needs else None
+        mid = task.model_ids[0]
+        ctx = ModelContext.from_task(task, mid, sample, load_initial="init_weights" in spec.needs, seed=1)
+        assert ctx.has_initial_weights == ("init_weights" in spec.needs)
+        assert (ctx.n_samples > 0) == ("data" in spec.needs)
+        value = _value(spec, ctx)
+        assert math.isfinite(value), f"{name} with only its declared needs {sorted(spec.needs)}: {value}"
 
 
 @pytest.mark.slow

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 
-from gen_measures.io.model_configs import ModelConfigs, canonical_model_id, prediction_key, read_model_configs
+from scoring.model_configs import ModelConfigs, canonical_model_id, prediction_key, read_model_configs
 from gen_measures.io.pgdl import discover_tasks
 
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from gen_measures.io.keras_models import build_model, load_keras2_weights, read_keras2_weights, save_keras2_weights
-from gen_measures.io.model_configs import read_model_configs, write_model_configs
+from scoring.model_configs import read_model_configs, write_model_configs
 from gen_measures.io.pgdl import discover_tasks, write_model
 from gen_measures.io.tfrecords import ArrayDataset, read_split, tf_dataset, write_split
 from gen_measures.io.zoo import nin_layers, vgg_layers

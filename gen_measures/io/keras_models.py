@@ -28,7 +28,7 @@ import h5py
 import numpy as np
 
 from gen_measures.errors import MissingFileError, ModelLoadError
-from gen_measures.io.jsonfile import read_json
+from scoring.jsonfile import read_json
 
 #: Layer classes a config may name (the ones PGDL tasks used, plus plain structural layers).
 ALLOWED_LAYERS = (

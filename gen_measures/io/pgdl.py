@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from gen_measures.errors import MissingFileError, TaskFormatError
-from gen_measures.io.model_configs import (
+from scoring.model_configs import (
     ModelConfigs,
     canonical_model_id,
     find_model_configs,

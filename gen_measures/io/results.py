@@ -5,13 +5,11 @@ Pure Python + pandas (no TensorFlow).
 
 from __future__ import annotations
 
-import json
-import math
 from pathlib import Path
 
 import pandas as pd
 
-from gen_measures.io.model_configs import prediction_key
+from scoring.files import write_predict
 
 RESULTS_NAME = "results.csv"
 PREDICTIONS_DIR = "predictions"
@@ -28,19 +26,16 @@ def write_results_csv(results: pd.DataFrame, output_dir: str | Path) -> Path:
 
 
 def write_predictions(results: pd.DataFrame, output_dir: str | Path) -> list[Path]:
-    """Write ``predictions/<measure>/<task>.predict`` (JSON ``{"model_<id>": value}``).
+    """Write ``predictions/<measure>/<task>.predict`` with :func:`scoring.files.write_predict`.
 
-    Only successfully computed values are written; a model whose value failed is absent from
-    the file (the scorer then names it as missing).
+    Only successfully computed values are written: rows whose status is not ``ok`` are left
+    out here, and non-finite values by ``write_predict``'s NaN policy; a model without a value
+    is absent from the file (the scorer then names it as missing).
     """
     output_dir = Path(output_dir)
     written = []
     ok = results[results["status"] == "ok"]
     for (measure, task), group in ok.groupby(["measure", "task"], sort=True):
-        folder = output_dir / PREDICTIONS_DIR / str(measure)
-        folder.mkdir(parents=True, exist_ok=True)
-        values = {prediction_key(m): float(v) for m, v in zip(group["model"], group["value"]) if math.isfinite(v)}
-        path = folder / f"{task}.predict"
-        path.write_text(json.dumps(values, indent=1) + "\n")
-        written.append(path)
+        path = output_dir / PREDICTIONS_DIR / str(measure) / f"{task}.predict"
+        written.append(write_predict(path, {str(m): float(v) for m, v in zip(group["model"], group["value"])}))
     return written

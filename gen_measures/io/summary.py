@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from gen_measures.errors import GenMeasuresError
-from gen_measures.io.model_configs import GridReport
+from scoring.model_configs import GridReport
 
 
 @dataclass

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from gen_measures.errors import DataError, MissingFileError
+from gen_measures.numerics.classification import label_class_count
 
 SPLITS = ("train", "test")
 
@@ -32,8 +33,13 @@ class ArrayDataset:
         return int(self.y.shape[0])
 
     @property
-    def n_classes(self) -> int:
-        return int(self.y.max()) + 1 if len(self) else 0
+    def n_label_classes(self) -> int:
+        """Classes the labels span, ``max label + 1`` (:func:`~gen_measures.numerics.classification.label_class_count`).
+
+        A property of the data; the classes a model predicts are its output width
+        (:attr:`gen_measures.context.ModelContext.n_classes`).
+        """
+        return label_class_count(self.y)
 
 
 def _natural_key(path: Path) -> list:
@@ -76,28 +82,105 @@ def tf_dataset(split_dir: str | Path):
     return tf.data.TFRecordDataset(files).map(_parse_fn())
 
 
-def read_split(split_dir: str | Path) -> ArrayDataset:
-    """Read a whole split into numpy. Errors name the shard folder and the problem."""
+#: Records parsed per ``tf.data`` batch when reading a split.
+READ_BATCH = 512
+
+
+def _parsed_batches(ds, spec):
+    import tensorflow as tf
+
+    return ds.batch(READ_BATCH).map(lambda r: tf.io.parse_example(r, spec), num_parallel_calls=tf.data.AUTOTUNE)
+
+
+def _batched_records(split_dir: Path, indices: np.ndarray | None = None):
+    """``(source, batch of serialized inputs, batch of serialized labels)`` over the split, in order.
+
+    ``source`` is the shard (or, with ``indices``, the split folder). With ``indices`` (sorted
+    positions in the split) only those records are kept: the others are read from disk, which
+    TFRecord requires, but never parsed or decoded.
+    """
+    import tensorflow as tf
+
+    spec = {"inputs": tf.io.FixedLenFeature([], tf.string), "output": tf.io.FixedLenFeature([], tf.string)}
+    shards = shard_paths(split_dir)
+    if indices is None:
+        sources = [(shard, tf.data.TFRecordDataset(str(shard))) for shard in shards]
+    else:
+        size = int(indices.max()) + 1
+        mask = np.zeros(size, dtype=bool)
+        mask[indices] = True
+        keep = tf.constant(mask)
+
+        def wanted(i, record):
+            return tf.gather(keep, i)
+
+        def record_only(i, record):
+            return record
+
+        ds = tf.data.TFRecordDataset([str(p) for p in shards]).take(size).enumerate()
+        sources = [(split_dir, ds.filter(wanted).map(record_only))]
+    for source, ds in sources:
+        try:
+            for batch in _parsed_batches(ds, spec):
+                yield source, batch["inputs"], batch["output"]
+        except (tf.errors.DataLossError, tf.errors.InvalidArgumentError) as exc:
+            msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise DataError(f"{source}: not a valid PGDL TFRecord shard ({msg})") from None
+
+
+def _decode(serialized, dtype, shard: Path, what: str) -> np.ndarray:
+    """Decode a batch of ``tf.io.serialize_tensor`` strings into one array (all of one shape)."""
+    import tensorflow as tf
+
+    try:
+        first = tf.io.parse_tensor(serialized[0], out_type=dtype)
+        signature = tf.TensorSpec(first.shape, dtype)
+        out = tf.map_fn(lambda t: tf.ensure_shape(tf.io.parse_tensor(t, out_type=dtype), first.shape),
+                        serialized, fn_output_signature=signature)
+    except (tf.errors.InvalidArgumentError, ValueError) as exc:
+        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DataError(f"{shard}: cannot decode the {what} of its examples as {dtype.name} tensors of one shape ({msg})") from None
+    return out.numpy()
+
+
+def _labels(serialized, shard: Path) -> np.ndarray:
+    import tensorflow as tf
+
+    y = _decode(serialized, tf.int32, shard, "labels ('output')")
+    return y.reshape(y.shape[0], -1)[:, 0].astype(np.int64) if y.ndim > 1 else y.astype(np.int64)
+
+
+def read_labels(split_dir: str | Path) -> np.ndarray:
+    """Every label of the split, in order, without decoding the inputs."""
+    split_dir = Path(split_dir)
+    ys = [_labels(lab, shard) for shard, _, lab in _batched_records(split_dir)]
+    if not ys:
+        raise DataError(f"{split_dir}: the shards hold no example")
+    return np.concatenate(ys)
+
+
+def read_split(split_dir: str | Path, indices: np.ndarray | None = None) -> ArrayDataset:
+    """Read a split (or only the examples at sorted ``indices``) into numpy, with batched ``tf.data`` parsing.
+
+    Errors name the shard and the problem.
+    """
     import tensorflow as tf
 
     split_dir = Path(split_dir)
-    xs: list[np.ndarray] = []
-    ys: list[int] = []
-    parse = _parse_fn()
-    for shard in shard_paths(split_dir):
-        try:
-            for x, y in tf.data.TFRecordDataset(str(shard)).map(parse).as_numpy_iterator():
-                xs.append(x)
-                ys.append(int(np.asarray(y).reshape(-1)[0]))
-        except (tf.errors.DataLossError, tf.errors.InvalidArgumentError) as exc:
-            msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise DataError(f"{shard}: not a valid PGDL TFRecord shard ({msg})") from None
+    if indices is not None:
+        indices = np.asarray(indices, dtype=np.int64)
+        if len(indices) == 0:
+            raise DataError(f"{split_dir}: no example requested")
+    xs, ys = [], []
+    for shard, inputs, labels in _batched_records(split_dir, indices):
+        xs.append(_decode(inputs, tf.float32, shard, "inputs ('inputs')"))
+        ys.append(_labels(labels, shard))
     if not xs:
         raise DataError(f"{split_dir}: the shards hold no example")
-    shapes = {x.shape for x in xs}
+    shapes = {x.shape[1:] for x in xs}
     if len(shapes) != 1:
         raise DataError(f"{split_dir}: examples have different input shapes {sorted(shapes)[:3]}")
-    return ArrayDataset(np.stack(xs).astype(np.float32, copy=False), np.asarray(ys, dtype=np.int64))
+    return ArrayDataset(np.concatenate(xs).astype(np.float32, copy=False), np.concatenate(ys))
 
 
 def write_split(split_dir: str | Path, data: ArrayDataset, n_shards: int = 1) -> list[Path]:

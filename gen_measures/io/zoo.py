@@ -29,7 +29,8 @@ from typing import Any
 import numpy as np
 
 from gen_measures.errors import GenMeasuresError
-from gen_measures.io.model_configs import ModelConfigs
+from gen_measures.numerics.classification import accuracy, label_class_count
+from scoring.model_configs import ModelConfigs
 
 log = logging.getLogger(__name__)
 
@@ -240,7 +241,7 @@ def _train_one(recipe: TaskRecipe, cell: dict[str, Any], train, test, n_classes:
     metrics = {}
     for split, data in (("train", train), ("test", test)):
         logits = np.concatenate([np.asarray(model(data.x[i : i + 512], training=False)) for i in range(0, len(data), 512)])
-        metrics[f"{split}_acc"] = float(np.mean(np.argmax(logits, 1) == data.y))
+        metrics[f"{split}_acc"] = accuracy(logits, data.y)
         metrics[f"{split}_loss"] = float(np.mean(loss(data.y, logits)))
     return layers, model, initial, metrics
 
@@ -256,7 +257,7 @@ def make_task(recipe: TaskRecipe, out_dir: str | Path, seed: int = 0, progress: 
     tf.config.experimental.enable_op_determinism()
     task_dir = Path(out_dir) / recipe.name
     train, test = recipe.data(seed)
-    n_classes = int(max(train.y.max(), test.y.max())) + 1
+    n_classes = label_class_count(train.y, test.y)  # the data's classes set the models' output width
     write_split(task_dir / "dataset_1" / "train", train, recipe.n_shards)
     write_split(task_dir / "dataset_1" / "test", test, recipe.n_shards)
     hparams: dict[str, dict[str, Any]] = {}
@@ -293,7 +294,7 @@ def make_zoo(out_dir: str | Path, preset: str = "sample", seed: int = 0, progres
 
 def gap_statistics(task_dir: str | Path) -> dict[str, float]:
     """min / median / max of the generalization gap recorded in a task's ``model_configs.json``."""
-    from gen_measures.io.model_configs import read_model_configs
+    from scoring.model_configs import read_model_configs
 
     gaps = read_model_configs(Path(task_dir) / "model_configs.json").gaps()
     return {"min": float(gaps.min()), "median": float(gaps.median()), "max": float(gaps.max())}
@@ -301,7 +302,7 @@ def gap_statistics(task_dir: str | Path) -> dict[str, float]:
 
 def write_zoo_readme(out_dir: str | Path, preset: str, seed: int, seconds: float) -> Path:
     """Describe a generated zoo: per task, data, architecture, grid and gap statistics."""
-    from gen_measures.io.model_configs import read_model_configs
+    from scoring.model_configs import read_model_configs
 
     out_dir = Path(out_dir)
     lines = [

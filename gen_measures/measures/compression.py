@@ -11,7 +11,7 @@ class means, ``Sigma_W = (1/N) sum_i (h_i - mu_{y_i})(h_i - mu_{y_i})^T`` and
   apart. Direction ``SMALLER_GAP``.
 
 Only traces are needed, accumulated in float64 batch by batch
-(:class:`gen_measures.linalg.ClassScatterAccumulator`): no d x d matrix is formed. The
+(:class:`gen_measures.numerics.scatter.ClassScatterAccumulator`): no d x d matrix is formed. The
 registered values use the penultimate features (:data:`gen_measures.context.FEATURE_LAYER_RULE`,
 the same features as the P-vector); :func:`layer_curves` gives C and D for the output of every
 Dense/Conv layer except the logits (the curves the paper plots against depth).
@@ -25,7 +25,7 @@ arXiv:2311.02960; repository Heimine/PNC_DLN.
 
 from __future__ import annotations
 
-from gen_measures.linalg import ClassScatterAccumulator
+from gen_measures.numerics.scatter import ClassScatterAccumulator
 from gen_measures.registry import LARGER_GAP, SMALLER_GAP, register_measure
 
 REFERENCE = (

@@ -11,6 +11,9 @@ Augmentations, chosen from the input shape (:func:`augment`):
   contrast scaling (0.7-1.3 around each image's mean), random crop of 80-100 % of each side
   resized back bilinearly; for RGB also horizontal flip (p = 0.5), saturation (0.6-1.4) and a
   hue rotation (+-0.05 turn, in YIQ space). Values are clipped to the sample's range.
+  Flip, brightness, contrast and crop-and-resize are the shared primitives of
+  :mod:`gen_measures.numerics.images` (in float64); hue and saturation stay here: the
+  baselines' are ``tf.image``'s HSV operations, a different transform (``baselines.tf_ops``).
 * vectors ``(D,)`` and anything else: Gaussian jitter (0.1 x each feature's standard deviation)
   and feature dropout (p = 0.1).
 
@@ -24,37 +27,27 @@ arXiv:2012.02775.
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 
-from gen_measures.errors import DegenerateInputWarning
+from gen_measures.numerics.classification import accuracy
+from gen_measures.numerics.images import adjust_brightness, adjust_contrast, crop_and_resize, flip_left_right
 from gen_measures.registry import LARGER_GAP, register_measure
 
 _YIQ = np.array([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]])
 _YIQ_INV = np.linalg.inv(_YIQ)
 
 
-def _bilinear_crop_resize(images: np.ndarray, rng: np.random.Generator, min_scale: float = 0.8) -> np.ndarray:
-    """Crop a random window of ``min_scale``-1 of each side per image and resize it back (bilinear)."""
-    n, h, w, _ = images.shape
+def _random_crop_resize(images: np.ndarray, rng: np.random.Generator, min_scale: float = 0.8) -> np.ndarray:
+    """Crop a random window of ``min_scale``-1 of each side per image and resize it back (bilinear).
+
+    The window of relative side ``s ~ U(min_scale, 1)`` starts at ``u (1 - s)``, ``u ~ U(0, 1)``
+    (rows, then columns); resampled by :func:`gen_measures.numerics.images.crop_and_resize`.
+    """
+    n = images.shape[0]
     scale = rng.uniform(min_scale, 1.0, size=n)
-    top = rng.uniform(0, 1, size=n) * (1 - scale) * (h - 1)
-    left = rng.uniform(0, 1, size=n) * (1 - scale) * (w - 1)
-    rows = top[:, None] + np.linspace(0, 1, h)[None, :] * (scale[:, None] * (h - 1))  # (n, h)
-    cols = left[:, None] + np.linspace(0, 1, w)[None, :] * (scale[:, None] * (w - 1))  # (n, w)
-    r0 = np.clip(np.floor(rows).astype(int), 0, h - 1)
-    c0 = np.clip(np.floor(cols).astype(int), 0, w - 1)
-    r1, c1 = np.minimum(r0 + 1, h - 1), np.minimum(c0 + 1, w - 1)
-    fr, fc = (rows - r0)[:, :, None, None], (cols - c0)[:, None, :, None]
-    idx = np.arange(n)[:, None, None]
-
-    def at(r, c):
-        return images[idx, r[:, :, None], c[:, None, :]]
-
-    top_row = at(r0, c0) * (1 - fc) + at(r0, c1) * fc
-    bottom_row = at(r1, c0) * (1 - fc) + at(r1, c1) * fc
-    return top_row * (1 - fr) + bottom_row * fr
+    top = rng.uniform(0, 1, size=n) * (1 - scale)
+    left = rng.uniform(0, 1, size=n) * (1 - scale)
+    return crop_and_resize(images, np.stack([top, left, top + scale, left + scale], axis=1))
 
 
 def augment_images(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -63,10 +56,9 @@ def augment_images(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     n = x.shape[0]
     lo, hi = float(x.min()), float(x.max())
     span = hi - lo if hi > lo else 1.0
-    out = x.copy()
+    out = x
     if x.shape[-1] == 3:
-        flip = rng.random(n) < 0.5
-        out[flip] = out[flip, :, ::-1, :]
+        out = flip_left_right(out, rng.random(n) < 0.5)
         yiq = out @ _YIQ.T
         angle = rng.uniform(-0.05, 0.05, size=n) * 2 * np.pi
         sat = rng.uniform(0.6, 1.4, size=n)
@@ -74,10 +66,9 @@ def augment_images(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         i, q = yiq[..., 1].copy(), yiq[..., 2].copy()
         yiq[..., 1], yiq[..., 2] = i * cos - q * sin, i * sin + q * cos
         out = yiq @ _YIQ_INV.T
-    out = out + rng.uniform(-0.1, 0.1, size=(n, 1, 1, 1)) * span
-    mean = out.mean(axis=(1, 2, 3), keepdims=True)
-    out = mean + (out - mean) * rng.uniform(0.7, 1.3, size=(n, 1, 1, 1))
-    out = _bilinear_crop_resize(out, rng)
+    out = adjust_brightness(out, rng.uniform(-0.1, 0.1, size=n) * span)
+    out = adjust_contrast(out, rng.uniform(0.7, 1.3, size=n), per_channel=False)
+    out = _random_crop_resize(out, rng)
     return np.clip(out, lo, hi).astype(np.float32)
 
 
@@ -96,14 +87,6 @@ def augment(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     if x.ndim == 4 and x.shape[-1] in (1, 3) and min(x.shape[1:3]) >= 4:
         return augment_images(x, rng)
     return augment_vectors(x, rng)
-
-
-def accuracy(logits: np.ndarray, y: np.ndarray) -> float:
-    """Top-1 accuracy; NaN with a :class:`DegenerateInputWarning` when the model outputs NaN or inf."""
-    if not np.all(np.isfinite(logits)):
-        warnings.warn("the model outputs NaN or inf; accuracy is NaN", DegenerateInputWarning, stacklevel=2)
-        return float("nan")
-    return float(np.mean(np.argmax(logits, axis=1) == y))
 
 
 def _augmented_accuracy(ctx) -> tuple[float, float]:

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from gen_measures.linalg import angle_between, pvector, subspace_angles_deg, top_left_singular_vectors
+from gen_measures.numerics.singular_vectors import angle_between, pvector, subspace_angles_deg, top_left_singular_vectors
 from gen_measures.registry import LARGER_GAP, register_measure
 
 REFERENCE = (

@@ -4,7 +4,7 @@ For every Dense and Conv layer (the classifier included) the covariance of the l
 over the whole sample is accumulated in float64 batch by batch (conv outputs channelwise:
 every spatial position is one sample of C channels, delve's default; ``conv="gap"`` uses the
 globally average-pooled output instead). ``k`` = eigen-directions needed for 99 % of the
-variance (:func:`gen_measures.linalg.saturation_k`, ``rule="paper"``; ``rule="delve"``
+variance (:func:`gen_measures.numerics.spectra.saturation_k`, ``rule="paper"``; ``rule="delve"``
 reproduces the released delve's effective rule); saturation = ``k / width``. The model value
 is the mean over layers; per-layer values are in the result's details.
 
@@ -23,7 +23,7 @@ import math
 
 import numpy as np
 
-from gen_measures.linalg import eigenvalues_desc, saturation as saturation_of_spectrum
+from gen_measures.numerics.spectra import eigenvalues_desc, saturation as saturation_of_spectrum
 from gen_measures.registry import LARGER_GAP, MeasureResult, register_measure
 
 REFERENCE = "Shenk et al. 2021, 'Feature space saturation during training', arXiv:2006.08679 (delve)"

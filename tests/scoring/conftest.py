@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gen_measures.io.model_configs import ModelConfigs
+from scoring.model_configs import ModelConfigs
 
 ANCHORS = Path(__file__).resolve().parents[2] / ".." / "shared" / "anchors"
 

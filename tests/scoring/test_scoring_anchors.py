@@ -10,7 +10,7 @@ import warnings
 import numpy as np
 import pytest
 
-from gen_measures.io.model_configs import canonical_model_id, read_model_configs
+from scoring.model_configs import canonical_model_id, read_model_configs
 from scoring.cmi import cmi_details, conditional_mutual_information
 from scoring.files import read_predict
 from scoring.report import evaluate, score_directories

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from gen_measures.errors import DegenerateInputWarning, MissingFileError, ScoringError
-from gen_measures.io.model_configs import write_model_configs
+from scoring.model_configs import write_model_configs
 from scoring.files import (
     SUBMISSION,
     find_predictions,
@@ -51,10 +51,14 @@ def test_read_predict_errors_name_the_file(tmp_path, text, match):
 def test_missing_files_and_round_trip(tmp_path):
     with pytest.raises(MissingFileError, match="nope.predict"):
         read_predict(tmp_path / "nope.predict")
-    path = write_predict(tmp_path / "a" / "t.predict", {"1": 0.25, "model_2": float("nan"), "3": "EXCEEDED"})
-    assert json.loads(path.read_text()) == {"model_1": 0.25, "model_2": None, "model_3": "EXCEEDED"}
+    values = {"1": 0.25, "model_2": float("nan"), "3": "EXCEEDED", "4": float("inf"), "5": None}
+    path = write_predict(tmp_path / "a" / "t.predict", values)
+    assert json.loads(path.read_text()) == {"model_1": 0.25, "model_3": "EXCEEDED"}  # non-finite: not written
     pred = read_predict(path)
-    assert pred.values["1"] == 0.25 and math.isnan(pred.values["2"]) and pred.exceeded == ["3"]
+    assert pred.values == {"1": 0.25} and pred.exceeded == ["3"]
+    path.write_text('{"model_1": 0.25, "model_2": null, "model_3": NaN}')  # other writers' null / NaN still read
+    pred = read_predict(path)
+    assert pred.values["1"] == 0.25 and math.isnan(pred.values["2"]) and math.isnan(pred.values["3"])
 
 
 def _write_ref(folder, grid_reference):

@@ -11,7 +11,7 @@ def test_scoring_imports_without_tensorflow():
         "import sys\n"
         "import scoring, scoring.cmi, scoring.kendall, scoring.sign_error, scoring.permutation\n"
         "import scoring.ranking, scoring.fusion, scoring.files, scoring.report\n"
-        "import gen_measures.io.model_configs\n"
+        "import scoring.model_configs\n"
         "heavy = sorted(m for m in sys.modules if m.split('.')[0] in {'tensorflow', 'keras', 'tf_keras', 'torch'})\n"
         "assert not heavy, heavy\n"
         "print('ok')\n"

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from gen_measures.errors import DegenerateInputWarning, ScoringError
-from gen_measures.io.model_configs import ModelConfigs
+from scoring.model_configs import ModelConfigs
 from scoring.report import evaluate, format_score_table, metric_names, score_results
 
 

@@ -23,8 +23,8 @@ from typing import Any
 
 import pandas as pd
 
-from gen_measures.errors import TaskFormatError
-from gen_measures.io.jsonfile import read_json
+from scoring.errors import TaskFormatError
+from scoring.jsonfile import read_json
 
 MODEL_CONFIGS_NAME = "model_configs.json"
 
@@ -212,10 +212,17 @@ def read_model_configs(path: str | Path) -> ModelConfigs:
         m_raw = entry.get("metrics", {})
         if not isinstance(m_raw, dict):
             raise TaskFormatError(f"{path}: entry {key!r}: 'metrics' is not an object")
-        try:
-            metrics[mid] = {k: float(v) for k, v in m_raw.items() if v is not None}
-        except (TypeError, ValueError):
-            raise TaskFormatError(f"{path}: entry {key!r}: a metric is not a number: {m_raw}") from None
+        metrics[mid] = {}
+        for name, v in m_raw.items():
+            if v is None:
+                continue
+            if isinstance(v, bool) or not isinstance(v, (int, float)):
+                raise TaskFormatError(f"{path}: model {mid!r}: metric {name!r} is {v!r} ({type(v).__name__}), not a number")
+            if not math.isfinite(v):
+                raise TaskFormatError(f"{path}: model {mid!r}: metric {name!r} is {v!r}; it must be a finite number")
+            if name in ("train_acc", "test_acc") and not 0.0 <= v <= 1.0:
+                raise TaskFormatError(f"{path}: model {mid!r}: {name} = {v!r} is not an accuracy in [0, 1]")
+            metrics[mid][name] = float(v)
     for mid, hp in hparams.items():
         missing = [n for n in possible if n not in hp]
         if missing:

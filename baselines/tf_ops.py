@@ -1,6 +1,7 @@
 """TensorFlow-backed helpers of the baselines: functions of a Keras model and numpy arrays.
 
-Measure modules never import TensorFlow; when a baseline needs gradients, intermediate layers,
+Only the baselines use this module (no core measure does), so it lives beside them. Measure
+modules never import TensorFlow; when a baseline needs gradients, intermediate layers,
 ``tf.image`` operations or an optimisation loop on the weights, its adapter calls one of the
 functions below (importing this module lazily, inside the adapter). Every function takes numpy
 arrays and returns numpy arrays or plain floats; randomness is never drawn here: the caller
@@ -20,9 +21,14 @@ Contents:
   every layer's input (PGDL starting kit ``jacobian_norm``);
 * :func:`margin_function` -- logit margins and their gradient norms at an intermediate layer
   (Natekar & Sharma's margin);
-* :func:`natekar_augment`, :func:`aithal_augmentations` -- the ``tf.image`` augmentations of the
-  1st and 2nd place solutions, with caller-drawn parameters;
-* :func:`kit_sharpness_search` -- the starting kit's sharpness bisection (descending SGD in a box).
+* :func:`natekar_augment`, :func:`aithal_augmentations` -- the augmentations of the 1st and 2nd
+  place solutions, with caller-drawn parameters: ``tf.image`` semantics throughout, the
+  operations shared with the core measure (flip, brightness, contrast, crop-and-resize) taken
+  from :mod:`gen_measures.numerics.images`, the others (HSV hue and saturation, Sobel edges,
+  central crop with padding) from ``tf.image``;
+* :func:`boxed_sgd_trial_function` -- one trial of the starting kit's sharpness search (SGD
+  steps with the weights clipped to a box, then the outputs on an evaluation batch); the search
+  itself is :func:`baselines.kit.kit_sharpness_search`.
 
 References
 ----------
@@ -38,12 +44,13 @@ from collections.abc import Callable
 import numpy as np
 import tensorflow as tf
 
-from gen_measures.errors import MeasureError
+from gen_measures.errors import MeasureError, NotApplicableError
+from gen_measures.numerics.images import adjust_brightness, adjust_contrast, crop_and_resize, flip_left_right
 
 __all__ = [
     "aithal_augmentations",
+    "boxed_sgd_trial_function",
     "jacobian_norm_function",
-    "kit_sharpness_search",
     "layer_function",
     "margin_function",
     "natekar_augment",
@@ -171,7 +178,7 @@ def margin_function(model, layer_index: int) -> Callable[[np.ndarray, np.ndarray
 def _check_images(x: np.ndarray, what: str) -> np.ndarray:
     x = np.asarray(x, np.float32)
     if x.ndim != 4 or x.shape[-1] not in (1, 3):
-        raise MeasureError(f"{what} needs images of shape (N, H, W, 1 or 3), got inputs of shape {x.shape}")
+        raise NotApplicableError(f"{what} needs images of shape (N, H, W, 1 or 3), got inputs of shape {x.shape}")
     return x
 
 
@@ -194,7 +201,9 @@ def natekar_augment(
     ``+ brightness``; contrast ``(x - m) * contrast + m`` with ``m`` the per-image, per-channel
     mean (``tf.image.adjust_contrast``); a central crop of relative side ``crop_scale``
     resized back bilinearly (``tf.image.crop_and_resize``; ``crop_scale = 1`` is the identity).
-    No clipping of the values, as in the original. Identity parameters
+    Flip, brightness, contrast and crop are :mod:`gen_measures.numerics.images` (float32, the
+    crop bit-identical to ``tf.image.crop_and_resize``; the contrast's per-channel mean is
+    numpy's sum, which may differ from ``tf.reduce_mean``'s in the last bit). No clipping of the values, as in the original. Identity parameters
     (``flip=False, hue=0, saturation=1, brightness=0, contrast=1, crop_scale=1``) return ``x``.
     """
     x = _check_images(x, "natekar_augment")
@@ -203,20 +212,16 @@ def natekar_augment(
     if any(p.shape[0] != n for p in params):
         raise MeasureError(f"natekar_augment: every parameter needs one value per image ({n})")
     flip, hue, sat, bright, contrast, scale = params
-    out = tf.convert_to_tensor(x)
-    out = tf.where(tf.reshape(tf.convert_to_tensor(flip.astype(bool)), [n, 1, 1, 1]), tf.reverse(out, axis=[2]), out)
+    out = flip_left_right(x, flip.astype(bool))
     if c == 3:
-        hsv = tf.image.rgb_to_hsv(out)
+        hsv = tf.image.rgb_to_hsv(tf.convert_to_tensor(out))
         hh = tf.math.floormod(hsv[..., 0] + tf.reshape(tf.constant(hue, tf.float32), [n, 1, 1]), 1.0)
         ss = tf.clip_by_value(hsv[..., 1] * tf.reshape(tf.constant(sat, tf.float32), [n, 1, 1]), 0.0, 1.0)
-        out = tf.image.hsv_to_rgb(tf.stack([hh, ss, hsv[..., 2]], axis=-1))
-    out = out + tf.reshape(tf.constant(bright, tf.float32), [n, 1, 1, 1])
-    mean = tf.reduce_mean(out, axis=[1, 2], keepdims=True)
-    out = (out - mean) * tf.reshape(tf.constant(contrast, tf.float32), [n, 1, 1, 1]) + mean
+        out = np.asarray(tf.image.hsv_to_rgb(tf.stack([hh, ss, hsv[..., 2]], axis=-1)), np.float32)
+    out = adjust_brightness(out, bright)
+    out = adjust_contrast(out, contrast, per_channel=True)
     lo, hi = 0.5 - 0.5 * scale, 0.5 + 0.5 * scale
-    boxes = np.stack([lo, lo, hi, hi], axis=1).astype(np.float32)
-    out = tf.image.crop_and_resize(out, boxes, tf.range(n), (h, w), method="bilinear")
-    return np.asarray(out, np.float32)
+    return crop_and_resize(out, np.stack([lo, lo, hi, hi], axis=1).astype(np.float32), (h, w))
 
 
 def _saturate(x: tf.Tensor, factor: float) -> tf.Tensor:
@@ -240,68 +245,53 @@ def aithal_augmentations(
     back with ``tf.image.resize_with_pad``; 4. Sobel edges in the x direction
     ``sobel_edges(x)[..., 1] / 4 + 0.5``; 5. brightness ``+ 0.5``; 6. flip then saturation by
     ``flip_saturation``; 7. random erasing: ``erase_boxes[i] = (top, left, height, width)`` set
-    to 0 in image ``i``. Grey images are saturated through ``grayscale_to_rgb`` /
+    to 0 in image ``i``. Flip and brightness are :mod:`gen_measures.numerics.images` (exactly
+    ``tf.image.flip_left_right`` / ``adjust_brightness``). Grey images are saturated through ``grayscale_to_rgb`` /
     ``rgb_to_grayscale`` as in the original.
     """
     x = _check_images(x, "aithal_augmentations")
     n, h, w, _ = x.shape
     t = tf.convert_to_tensor(x)
-    flipped = tf.image.flip_left_right(t)
+    flipped = flip_left_right(x)
     cropped = tf.image.resize_with_pad(tf.image.central_crop(t, 0.9), h, w)
     sobel = tf.image.sobel_edges(t)[..., 1] / 4.0 + 0.5
     erased = x.copy()
     boxes = np.asarray(erase_boxes, dtype=np.int64).reshape(n, 4)
     for i, (top, left, bh, bw) in enumerate(boxes):
         erased[i, top:top + bh, left:left + bw, :] = 0.0
-    outs = [flipped, _saturate(t, float(saturation)), cropped, sobel, tf.image.adjust_brightness(t, 0.5),
-            _saturate(flipped, float(flip_saturation)), erased]
+    outs = [flipped, _saturate(t, float(saturation)), cropped, sobel, adjust_brightness(x, 0.5),
+            _saturate(tf.convert_to_tensor(flipped), float(flip_saturation)), erased]
     return [np.asarray(o, np.float32) for o in outs]
 
 
 # --------------------------------------------------------------------------------------------
-# The starting kit's sharpness (descending SGD inside a box around the trained weights)
+# The starting kit's sharpness: one trial (descending SGD inside a box around the trained weights)
 # --------------------------------------------------------------------------------------------
 
 
-def kit_sharpness_search(
+def boxed_sgd_trial_function(
     model,
     x: np.ndarray,
     y: np.ndarray,
-    batches: Callable[[int], np.ndarray],
     *,
     n_classes: int,
-    rounds: int = 20,
-    trials: int = 3,
-    steps: int = 20,
-    eval_batches: int = 10,
     learning_rate: float = 1e-3,
-    target_deviate: float = 0.1,
-    tolerance: float = 1e-2,
-    epsilon: float = 1e-5,
     kit_loss: bool = True,
-) -> tuple[float, list[tuple[float, float]]]:
-    """The starting kit's sharpness search; returns ``(m, [(m, min_accuracy), ...])``.
+) -> tuple[Callable[[np.ndarray, np.ndarray, float], np.ndarray], Callable[[], None]]:
+    """``(trial, restore)`` for the starting kit's sharpness search (:func:`baselines.kit.kit_sharpness_search`).
 
-    Bisection of a box scale ``m`` on ``[0, 0.5]`` for at most ``rounds`` rounds. At each
-    ``m``, up to ``trials`` trials (a trial is skipped once the minimum accuracy is below 0.8):
-    reset the weights, run ``steps`` plain SGD steps (learning rate ``learning_rate``) on
-    mini-batches, clipping every trainable weight to ``[w0 - m|w0|, w0 + m|w0|]`` after each
-    step, then measure the accuracy on ``eval_batches`` mini-batches. ``deviate = 1 - min
-    accuracy``; stop when the bracket is narrower than ``epsilon`` or
-    ``|deviate - target_deviate| < tolerance``; ``deviate > target_deviate`` shrinks ``m``, else
-    grows it. The kit's loss is reproduced as written there, ``CategoricalCrossentropy(
-    from_logits=True)(logits, one_hot)`` (arguments swapped: the model outputs play the targets
-    and the one-hot labels the logits); its gradient steps *descend* that loss, which pushes
-    every output down (the labelled one less), so on most models accuracy never drops and ``m``
-    converges to ``0.5 - 2^-18`` on every model whose accuracy stays above 0.91 (see
-    :mod:`baselines.kit`, which also lists where this fails). ``kit_loss=False`` uses the
-    intended ``cross_entropy(one_hot, softmax(logits))`` instead (a diagnosis option: what the
-    kit would have returned with its arguments in order).
+    ``trial(train_idx, eval_idx, m)`` resets the trainable weights to their values at this
+    call, runs one plain SGD step (learning rate ``learning_rate``) per row of ``train_idx``
+    (indices into ``x, y``, one mini-batch a row), clipping every trainable weight to
+    ``[w0 - m|w0|, w0 + m|w0|]`` after each step, and returns the model outputs on
+    ``x[eval_idx]`` (numpy, inference mode). ``restore()`` puts the weights back. One compiled
+    call per trial.
 
-    ``batches(k)`` returns the indices of the next ``k`` mini-batches (shape ``(k, batch)``) of
-    the kit's shuffled, repeated stream, shared by the SGD steps and the accuracy estimates.
-    Only trainable weights are touched (the kit clipped every weight, but non-trainable ones
-    never move); they are restored on exit (the kit left the model perturbed).
+    The kit's loss is reproduced as written there, ``CategoricalCrossentropy(from_logits=True)(
+    logits, one_hot)`` (arguments swapped: the model outputs play the targets and the one-hot
+    labels the logits), and the steps *descend* it; ``kit_loss=False`` uses the intended
+    ``cross_entropy(one_hot, softmax(logits))`` instead. The one-hot depth is ``n_classes``.
+    Only trainable weights are touched (non-trainable ones never move in SGD).
     """
     variables = list(model.trainable_variables)
     base = [tf.constant(v.numpy()) for v in variables]
@@ -326,35 +316,13 @@ def kit_sharpness_search(
             for v, g, w0 in zip(variables, grads, base):
                 radius = tf.abs(w0) * m
                 v.assign(tf.minimum(tf.maximum(v - learning_rate * g, w0 - radius), w0 + radius))
-        xe = tf.gather(xt, eval_idx)
-        ye = tf.gather(yt, eval_idx)
-        pred = tf.argmax(model(xe, training=False), axis=-1)
-        return tf.reduce_mean(tf.cast(tf.equal(pred, ye), tf.float32))
+        return model(tf.gather(xt, eval_idx), training=False)
 
-    trace: list[tuple[float, float]] = []
-    hi, lo = 0.5, 0.0
-    m = (hi + lo) / 2.0
-    try:
-        for _ in range(rounds):
-            m = (hi + lo) / 2.0
-            min_accuracy = 10.0
-            for _ in range(trials):
-                if min_accuracy < 0.8:
-                    continue
-                train_idx = batches(steps)
-                eval_idx = batches(eval_batches).reshape(-1)
-                acc = float(trial(tf.constant(train_idx), tf.constant(eval_idx), tf.constant(m, tf.float32)))
-                min_accuracy = min(min_accuracy, acc)
-            trace.append((m, min_accuracy))
-            deviate = 1.0 - min_accuracy
-            if hi - lo < epsilon or abs(deviate - target_deviate) < tolerance:
-                break
-            if deviate > target_deviate:
-                hi = m
-            else:
-                lo = m
-    finally:
+    def run(train_idx: np.ndarray, eval_idx: np.ndarray, m: float) -> np.ndarray:
+        return np.asarray(trial(tf.constant(train_idx), tf.constant(eval_idx), tf.constant(m, tf.float32)))
+
+    def restore() -> None:
         for v, w0 in zip(variables, base):
             v.assign(w0)
-    return m, trace
 
+    return run, restore

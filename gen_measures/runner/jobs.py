@@ -1,0 +1,77 @@
+"""What an executor receives: one model's pending measures, and where its task's sample is.
+
+A :class:`ModelJob` is small and picklable (paths, names, numbers): a worker process or a
+Dask worker rebuilds everything else from it. The task's training sample is chosen and read
+once per task by the main process (:func:`write_sample`) and handed over as two ``.npy``
+files that every worker memory-maps (:func:`read_sample`), or, on a Dask cluster, as a
+scattered ``(x, y)`` pair.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+
+@dataclass
+class ModelJob:
+    """The pending measures of one model.
+
+    Attributes
+    ----------
+    job_id : index of the job in its run.
+    task_path : the task folder (absolute); ``reference_path`` its ``model_configs.json``.
+    task_name, model_id : identifiers.
+    measures : names of the measures to compute, in order.
+    sample_file : stem of the sample's ``.npy`` pair (``None`` when no measure needs data).
+    seed, batch_size : as in :func:`gen_measures.runner.compute`.
+    plugins : plug-in files the worker must load first.
+    """
+
+    job_id: int
+    task_path: str
+    task_name: str
+    model_id: str
+    measures: list[str]
+    seed: int
+    batch_size: int
+    sample_file: str | None = None
+    reference_path: str | None = None
+    plugins: list[str] = field(default_factory=list)
+
+    @property
+    def label(self) -> str:
+        return f"{self.task_name}/model_{self.model_id}"
+
+
+def sample_stem(folder: str | Path, task_path: str, data_fingerprint: str, sample_size: int, seed: int) -> Path:
+    """Where the sample of a task is cached: named after everything that determines it."""
+    key = hashlib.sha256(f"{task_path}|{data_fingerprint}|{sample_size}|{seed}".encode()).hexdigest()[:16]
+    return Path(folder) / "cache" / "samples" / f"{Path(task_path).name}-{key}"
+
+
+def write_sample(stem: Path, x: np.ndarray, y: np.ndarray) -> str:
+    """Write ``stem_x.npy`` and ``stem_y.npy`` (atomically: a killed write leaves no half file)."""
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    for suffix, array in (("_x.npy", x), ("_y.npy", y)):
+        target = stem.with_name(stem.name + suffix)
+        tmp = target.with_name(target.name + ".tmp")
+        with open(tmp, "wb") as fh:
+            np.save(fh, np.ascontiguousarray(array))
+        tmp.replace(target)
+    return str(stem)
+
+
+def has_sample(stem: Path) -> bool:
+    return all(stem.with_name(stem.name + s).is_file() for s in ("_x.npy", "_y.npy"))
+
+
+def read_sample(stem: str | Path) -> tuple[np.ndarray, np.ndarray]:
+    """The ``(x, y)`` written by :func:`write_sample` (``x`` memory-mapped, read on demand)."""
+    stem = Path(stem)
+    x = np.load(stem.with_name(stem.name + "_x.npy"), mmap_mode="r")
+    y = np.load(stem.with_name(stem.name + "_y.npy"))
+    return x, y
