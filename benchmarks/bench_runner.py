@@ -102,8 +102,9 @@ def bench_reading(n: int) -> None:
         full = read_split(split)
         new_full = time.perf_counter() - t0
         t0 = time.perf_counter()
-        idx = stratified_sample_indices(read_labels(split), 2000, 0)
-        sample = read_split(split, idx)
+        labels, sizes = read_labels(split, shard_sizes=True)
+        idx = stratified_sample_indices(labels, 2000, 0)
+        sample = read_split(split, idx, shard_sizes=sizes)
         new_sample = time.perf_counter() - t0
         assert np.array_equal(full.x, x_old) and np.array_equal(sample.x, x_old[idx]) and np.array_equal(sample.y, y_old[idx])
     print(f"before (per-example loop, whole split):        {old:7.2f} s")

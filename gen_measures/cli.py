@@ -136,6 +136,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     from gen_measures.pipeline import run, sample_data_path
     from gen_measures.registry import resolve_measures
 
+    from gen_measures.pipeline import check_presets
+    from gen_measures.runner.compute import check_arguments
+
+    if args.max_params is not None:
+        if args.max_params < 1:
+            raise GenMeasuresError(f"--max-params: expected a whole number >= 1, got {args.max_params}")
+        os.environ["GEN_MEASURES_MAX_PARAMS"] = str(args.max_params)  # worker processes inherit it
+    check_arguments(sample_size=args.sample_size, seed=args.seed, batch_size=args.batch_size, workers=args.workers,
+                    model_timeout=args.model_timeout or None, output=args.output)
+    check_presets(args.fuse)
     _load_plugins(args)
     paths = args.paths or [sample_data_path()]
     specs = resolve_measures(args.measures)
@@ -259,6 +269,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--retry-failed", action="store_true", help="also recompute stored results whose status is error (timeouts always are)")
     p.add_argument("--dask-scheduler", metavar="ADDRESS", default=None,
                    help="compute on an existing dask.distributed cluster (e.g. tcp://host:8786; needs pip install -e '.[dask]')")
+    p.add_argument("--max-params", type=int, default=None, metavar="N",
+                   help="most parameters a model may have; larger models are an error before anything is allocated "
+                        "(default 5e7, or the environment variable GEN_MEASURES_MAX_PARAMS)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     p.add_argument("--max-rows", type=int, default=80, help="rows of the value table printed (default 80)")
     p.add_argument("--fuse", default=DEFAULT_FUSE,
@@ -293,11 +306,19 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except GenMeasuresError as exc:
-        print(f"gen-measures {args.command}: error: {exc}", file=sys.stderr)
+        print(f"gen-measures {args.command}: error: {str(exc).strip().splitlines()[0] if str(exc).strip() else exc!r}",
+              file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # noqa: BLE001 - one line for the user; the traceback with -vv
+        if args.verbose >= 2:
+            raise
+        text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        print(f"gen-measures {args.command}: error: {type(exc).__name__}: {text} (run with -vv for the traceback)",
+              file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":  # pragma: no cover

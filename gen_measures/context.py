@@ -49,8 +49,9 @@ def task_sample(task, sample_size: int | None, seed: int = DEFAULT_SEED) -> tupl
     from gen_measures.sampling import stratified_sample_indices
 
     split = task.split_dir("train")
-    idx = stratified_sample_indices(read_labels(split), sample_size, seed)
-    chosen = read_split(split, idx)
+    labels, sizes = read_labels(split, shard_sizes=True)
+    idx = stratified_sample_indices(labels, sample_size, seed)
+    chosen = read_split(split, idx, shard_sizes=sizes)
     return chosen.x, chosen.y
 
 
@@ -130,7 +131,11 @@ class ModelContext:
         self.batch_size = int(batch_size)
         self.task_cache: dict[str, Any] = task_cache if task_cache is not None else {}
         self.n_classes = int(n_classes) if n_classes is not None else int(model.output_shape[-1])
+        if self.y.size and (self.y.min() < 0 or self.y.max() >= self.n_classes):
+            raise DataError(f"{self.label}: training labels span [{int(self.y.min())}, {int(self.y.max())}] but the model "
+                            f"has {self.n_classes} outputs (labels must be 0 .. {self.n_classes - 1})")
         self._initial = None if initial_weights is None else [np.asarray(w) for w in initial_weights]
+        self._initial_path = None
         self._cache: dict[str, Any] = {}
         if self._initial is not None:
             self._check_initial_shapes()
@@ -164,17 +169,17 @@ class ModelContext:
         ``sample`` is the task's ``(x, y)`` sample (see :func:`task_sample`); ``None`` gives a
         data-free context. Initial weights are read when ``load_initial`` and the file exists.
         """
-        from gen_measures.io.keras_models import read_keras2_weights
-
         model = task.load_model(model_id)
-        initial = None
-        if load_initial and task.has_initial_weights(model_id):
-            initial = read_keras2_weights(task.weights_path(model_id, initial=True))
         if sample is None:
             x, y = np.zeros((0,) + tuple(model.input_shape[1:]), np.float32), np.zeros(0, np.int64)
         else:
             x, y = sample
-        return cls(model, x, y, model_id=model_id, task_name=task.name, initial_weights=initial, **kwargs)
+        ctx = cls(model, x, y, model_id=model_id, task_name=task.name, **kwargs)
+        if load_initial and task.has_initial_weights(model_id):
+            # read when a measure first asks: a broken weights_init.hdf5 is the error of the
+            # measures that need it, not of the whole model
+            ctx._initial_path = task.weights_path(model_id, initial=True)
+        return ctx
 
     # -- identification -------------------------------------------------------------------
     @property
@@ -221,10 +226,20 @@ class ModelContext:
 
     @property
     def has_initial_weights(self) -> bool:
-        return self._initial is not None
+        return self._initial is not None or self._initial_path is not None
 
     def initial_weights(self) -> list[np.ndarray]:
-        """Initial weights in :meth:`weights` order; :class:`MeasureError` when the model has none."""
+        """Initial weights in :meth:`weights` order; :class:`MeasureError` when the model has none.
+
+        From a task, the file is read on first use, after its shapes (HDF5 metadata) are checked
+        against the model; a broken file raises :class:`ModelLoadError` naming it.
+        """
+        if self._initial is None and self._initial_path is not None:
+            from gen_measures.io.keras_models import check_keras2_weights, read_keras2_weights
+
+            check_keras2_weights(self.model, self._initial_path)
+            self._initial = [np.asarray(w) for w in read_keras2_weights(self._initial_path)]
+            self._check_initial_shapes()
         if self._initial is None:
             raise MeasureError(f"{self.label}: no initial weights (weights_init.hdf5) for this model")
         return self._initial

@@ -151,9 +151,13 @@ def run(
     from gen_measures.io.pgdl import discover_tasks
     from gen_measures.runner import RunStats, compute
 
+    from gen_measures.runner.compute import check_arguments
+
+    check_arguments(sample_size=sample_size, seed=seed, batch_size=batch_size, workers=workers,
+                    model_timeout=model_timeout, output=output)
     specs = resolve_measures(measures)
+    fuse_names = check_presets(fuse)
     tasks = discover_tasks(paths if paths is not None else [sample_data_path()])
-    fuse_names = _preset_names(fuse)
     stats = RunStats()
     results = compute(tasks=tasks, measures=[s.name for s in specs], sample_size=sample_size, seed=seed,
                       batch_size=batch_size, workers=workers, output=output, model_timeout=model_timeout, fresh=fresh,
@@ -187,6 +191,19 @@ def export(output: str | Path = DEFAULT_OUTPUT, *, score: bool = True) -> RunRes
     results = read_results(output)
     stats = RunStats(total=len(results), reused=len(results), output=Path(output))
     return _finish(tasks, specs, results, output, params.get("fuse", []), int(params["seed"]), score, stats)
+
+
+def check_presets(fuse: str | Iterable[str] | None) -> list[str]:
+    """The fusion preset names of ``fuse``; an unknown name is an error naming it and the known ones."""
+    from gen_measures.errors import UnknownMeasureError, close_matches_hint
+    from scoring.fusion import PRESETS
+
+    names = _preset_names(fuse)
+    for name in names:
+        if name not in PRESETS:
+            raise UnknownMeasureError(f"--fuse: unknown fusion preset {name!r}.{close_matches_hint(name, PRESETS)} "
+                                      f"Known presets: {', '.join(sorted(PRESETS))}; '' for none.")
+    return names
 
 
 def _preset_names(fuse: str | Iterable[str] | None) -> list[str]:

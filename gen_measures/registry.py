@@ -277,17 +277,19 @@ GROUPS = {
 def resolve_measures(names: str | Iterable[str] | None) -> list[MeasureSpec]:
     """Expand a comma-separated string or list of measure/group names into specs (order kept, no repeats).
 
-    ``None`` or an empty selection means the ``default`` group.
+    ``None`` means the ``default`` group; an empty selection (``""``, ``[]``) is an error.
     """
     load_plugins()
     if names is None:
-        items: list[str] = []
+        items = ["default"]
     elif isinstance(names, str):
         items = [n.strip() for n in names.split(",") if n.strip()]
     else:
         items = [n.strip() for n in names if n.strip()]
     if not items:
-        items = ["default"]
+        raise UnknownMeasureError(
+            f"--measures {names!r}: no measure named; give measure or group names (e.g. 'default', 'all'; "
+            "see `gen-measures list`)")
     out: dict[str, MeasureSpec] = {}
     for item in items:
         if item in GROUPS:

@@ -61,3 +61,78 @@ def edit_config(task: str | Path, model_id: str, edit) -> Path:
     edit(config)
     path.write_text(json.dumps(config))
     return path
+
+
+# ----------------------------------------------------------------------------- hostile inputs
+def write_records(path: str | Path, inputs: list[np.ndarray], labels: list[Any], label_dtype: str = "int32") -> Path:
+    """A TFRecord file of PGDL examples with exactly these (possibly wrong) inputs and labels."""
+    import tensorflow as tf
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tf.io.TFRecordWriter(str(path)) as writer:
+        for x, y in zip(inputs, labels):
+            feats = {
+                "inputs": tf.io.serialize_tensor(tf.constant(x)).numpy(),
+                "output": tf.io.serialize_tensor(tf.constant(y, dtype=label_dtype)).numpy(),
+            }
+            example = tf.train.Example(features=tf.train.Features(feature={
+                k: tf.train.Feature(bytes_list=tf.train.BytesList(value=[v])) for k, v in feats.items()}))
+            writer.write(example.SerializeToString())
+    return path
+
+
+def rewrite_train_split(task: str | Path, change) -> Path:
+    """Read the task's training split, apply ``change(x, y) -> (inputs, labels[, label_dtype])``, write it back as one shard."""
+    from gen_measures.io.tfrecords import read_split
+
+    split = Path(task) / "dataset_1" / "train"
+    data = read_split(split)
+    out = change(data.x.copy(), data.y.copy())
+    for old in split.glob("*.tfrecord"):
+        old.unlink()
+    return write_records(split / "shard_0.tfrecord", list(out[0]), list(out[1]), *out[2:])
+
+
+def huge_dataset_weights(path: str | Path, shape=(100_000, 100_000)) -> Path:
+    """A tiny HDF5 file in the Keras-2 layout that declares one enormous (never written) dataset."""
+    import h5py
+
+    with h5py.File(path, "w") as f:
+        f.attrs["layer_names"] = np.array([b"dense"])
+        g = f.create_group("dense")
+        g.attrs["weight_names"] = np.array([b"dense/kernel:0"])
+        g.create_dataset("dense/kernel:0", shape=shape, dtype="float32", chunks=(100, 100))
+    return Path(path)
+
+
+def weight_name_pointing_to_a_group(path: str | Path) -> Path:
+    """Rewrite a Keras-2 weights file so that the first layer's first weight name names a group."""
+    import h5py
+
+    with h5py.File(path, "r+") as f:
+        for raw in f.attrs["layer_names"]:
+            group = f[raw.decode() if isinstance(raw, bytes) else raw]
+            names = list(group.attrs.get("weight_names", []))
+            if names:
+                first = names[0].decode() if isinstance(names[0], bytes) else names[0]
+                del group[first]
+                group.create_group(first)
+                return Path(path)
+    raise AssertionError("no weights in the file")
+
+
+def nan_in_kernel(path: str | Path) -> Path:
+    """Set one entry of the first kernel of a Keras-2 weights file to NaN."""
+    import h5py
+
+    with h5py.File(path, "r+") as f:
+        def visit(name, obj):
+            if isinstance(obj, h5py.Dataset) and "kernel" in name:
+                data = obj[()]
+                data.flat[0] = np.nan
+                obj[...] = data
+                return True
+            return None
+        f.visititems(visit)
+    return Path(path)

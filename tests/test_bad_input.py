@@ -132,7 +132,7 @@ def test_missing_shard(task_copy):
         shard.unlink()
     with pytest.raises(MissingFileError) as e:
         open_task(task_copy).read_data("train")
-    assert str(task_copy / "dataset_1" / "train") in _one_line(e) and "no *.tfrecord" in str(e.value)
+    assert str(task_copy / "dataset_1" / "train") in _one_line(e) and "no shard_*.tfrecord" in str(e.value)
 
 
 def test_corrupt_shard(task_copy):

@@ -20,6 +20,8 @@ https://github.com/google-research/google-research/tree/master/pgdl
 from __future__ import annotations
 
 import inspect
+import math
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -54,6 +56,25 @@ ALLOWED_LAYERS = (
     "SpatialDropout2D",
     "ZeroPadding2D",
 )
+
+#: Most parameters one model may hold (checked from the config and from the HDF5 metadata
+#: before anything is allocated); override with the environment variable
+#: ``GEN_MEASURES_MAX_PARAMS`` (``gen-measures run --max-params N`` sets it).
+DEFAULT_MAX_PARAMS = 50_000_000
+#: Most layers one config may list.
+MAX_LAYERS = 1000
+#: Most values one layer output may hold per example.
+MAX_ACTIVATION = 50_000_000
+
+
+def max_params() -> int:
+    """The parameter limit in force (:data:`DEFAULT_MAX_PARAMS` unless ``GEN_MEASURES_MAX_PARAMS`` says otherwise)."""
+    text = os.environ.get("GEN_MEASURES_MAX_PARAMS", "")
+    try:
+        return int(float(text)) if text else DEFAULT_MAX_PARAMS
+    except ValueError:
+        return DEFAULT_MAX_PARAMS
+
 
 #: Keywords every layer accepts besides its constructor arguments.
 _BASE_LAYER_KWARGS = frozenset({"name", "dtype", "trainable", "input_shape", "batch_input_shape", "input_dim"})
@@ -95,6 +116,8 @@ def read_model_config(path: str | Path) -> tuple[list[dict[str, Any]], list[int]
     layers, shape = raw["model_config"], raw["input_shape"]
     if not isinstance(layers, list) or not layers or not all(isinstance(d, dict) for d in layers):
         raise ModelLoadError(f"{path}: 'model_config' must be a non-empty list of layer objects")
+    if len(layers) > MAX_LAYERS:
+        raise ModelLoadError(f"{path}: 'model_config' lists {len(layers)} layers; at most {MAX_LAYERS} are accepted")
     if not isinstance(shape, list) or not shape or not all(
         isinstance(s, (int, float)) and not isinstance(s, bool) and float(s).is_integer() and s > 0 for s in shape
     ):
@@ -135,9 +158,59 @@ def build_layers(layer_dicts: Sequence[dict[str, Any]], where: str = "config") -
                 kwargs[key] = _cast_whole_floats(value)
         try:
             layers.append(cls(**kwargs))
-        except (TypeError, ValueError) as exc:
-            raise ModelLoadError(f"{where}: layer {index} ({cls_name}): {exc}") from None
+        except Exception as exc:  # noqa: BLE001 - any refusal of a constructor is this config's error
+            text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ModelLoadError(f"{where}: layer {index} ({cls_name}): {text}") from None
     return layers
+
+
+def _layer_params(layer, in_shape: tuple) -> int:
+    """Parameters ``layer`` would create on an input of ``in_shape`` (batch first), without building it."""
+    name = type(layer).__name__
+    channels = in_shape[-1] if in_shape and in_shape[-1] is not None else 0
+    bias = 1 if getattr(layer, "use_bias", False) else 0
+    if name == "Dense":
+        return (channels + bias) * int(layer.units)
+    if name == "Conv2D":
+        kh, kw = layer.kernel_size
+        return (kh * kw * channels + bias) * int(layer.filters)
+    if name == "DepthwiseConv2D":
+        kh, kw = layer.kernel_size
+        return kh * kw * channels * int(layer.depth_multiplier) + bias * channels * int(layer.depth_multiplier)
+    if name == "SeparableConv2D":
+        kh, kw = layer.kernel_size
+        mult = int(layer.depth_multiplier)
+        return kh * kw * channels * mult + channels * mult * int(layer.filters) + bias * int(layer.filters)
+    if name in ("BatchNormalization", "LayerNormalization"):
+        return 4 * channels
+    return 0
+
+
+def check_model_size(layers: Sequence, input_shape: Sequence[int], where: str, limit: int | None = None) -> int:
+    """Parameters of ``layers`` on ``input_shape``, from shapes alone; :class:`ModelLoadError` past ``limit``.
+
+    Runs before any weight is allocated, so a config with ``units: 1e12`` is an error naming
+    the file and the layer, not an out-of-memory crash.
+    """
+    limit = max_params() if limit is None else limit
+    shape: tuple = (None,) + tuple(int(s) for s in input_shape)
+    total = 0
+    for index, layer in enumerate(layers):
+        total += _layer_params(layer, shape)
+        if total > limit:
+            raise ModelLoadError(
+                f"{where}: layer {index} ({type(layer).__name__}) brings the model to {total:.3g} parameters, over the "
+                f"limit of {limit:.3g} (set GEN_MEASURES_MAX_PARAMS or --max-params to allow more)")
+        try:
+            shape = tuple(layer.compute_output_shape(shape))
+        except Exception as exc:  # noqa: BLE001 - shapes that do not fit are this config's error
+            text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ModelLoadError(f"{where}: layer {index} ({type(layer).__name__}) does not fit its input {shape[1:]}: {text}") from None
+        values = math.prod(int(d) for d in shape[1:] if d is not None)
+        if values > MAX_ACTIVATION:
+            raise ModelLoadError(f"{where}: layer {index} ({type(layer).__name__}) outputs {values:.3g} values per example "
+                                 f"(shape {shape[1:]}), over the limit of {MAX_ACTIVATION:.3g}")
+    return total
 
 
 def build_model(layer_dicts: Sequence[dict[str, Any]], input_shape: Sequence[int], where: str = "config"):
@@ -145,10 +218,12 @@ def build_model(layer_dicts: Sequence[dict[str, Any]], input_shape: Sequence[int
     import keras
 
     layers = build_layers(layer_dicts, where)
+    check_model_size(layers, input_shape, where)
     try:
         model = keras.Sequential([keras.Input(shape=tuple(int(s) for s in input_shape))] + layers)
-    except (TypeError, ValueError) as exc:
-        raise ModelLoadError(f"{where}: the layers do not fit together: {exc}") from None
+    except Exception as exc:  # noqa: BLE001 - whatever Keras refuses is this config's error
+        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelLoadError(f"{where}: the layers do not fit together: {text}") from None
     return model
 
 
@@ -164,7 +239,13 @@ def _weight_layers(model) -> list:
 
 
 def _read_keras2_layers(path: Path, values: bool) -> list[tuple[str, list]]:
-    """``(layer name, [array or shape per weight])`` for every layer of a Keras-2 file that holds weights."""
+    """``(layer name, [array or shape per weight])`` for every layer of a Keras-2 file that holds weights.
+
+    Shapes come from the HDF5 metadata; arrays are read only after every entry has been checked
+    to be a numeric dataset and their total size to be within :func:`max_params`.
+    """
+    if path.is_dir():
+        raise MissingFileError(f"{path}: is a folder, not a weights file")
     if not path.is_file():
         raise MissingFileError(f"{path}: weights file not found")
     try:
@@ -176,12 +257,39 @@ def _read_keras2_layers(path: Path, values: bool) -> list[tuple[str, list]]:
             for raw_name in root.attrs["layer_names"]:
                 name = raw_name.decode() if isinstance(raw_name, bytes) else str(raw_name)
                 group = root[name]
+                if not isinstance(group, h5py.Group):
+                    raise ModelLoadError(f"{path}: layer entry {name!r} is a dataset, not a group of weights")
                 wnames = [w.decode() if isinstance(w, bytes) else str(w) for w in group.attrs.get("weight_names", [])]
-                if wnames:
-                    layers.append((name, [np.asarray(group[w]) if values else tuple(group[w].shape) for w in wnames]))
-            return layers
+                datasets = []
+                for w in wnames:
+                    item = group.get(w)
+                    if item is None:
+                        raise ModelLoadError(f"{path}: layer {name!r}: weight {w!r} is listed but absent")
+                    if not isinstance(item, h5py.Dataset) or item.dtype.kind not in "fiu":
+                        raise ModelLoadError(f"{path}: layer {name!r}: weight {w!r} is not a numeric dataset")
+                    datasets.append(item)
+                if datasets:
+                    layers.append((name, datasets))
+            total = sum(math.prod(d.shape) for _, ds in layers for d in ds)
+            if total > max_params():
+                raise ModelLoadError(f"{path}: declares {total:.3g} weights, over the limit of {max_params():.3g} "
+                                     "(set GEN_MEASURES_MAX_PARAMS or --max-params to allow more)")
+            out = []
+            for name, ds in layers:
+                if values:
+                    arrays = [np.asarray(d) for d in ds]
+                    for w, a in zip(ds, arrays):
+                        if a.dtype.kind == "f" and not np.isfinite(a).all():
+                            raise ModelLoadError(f"{path}: layer {name!r}: weight {w.name.split('/')[-1]!r} holds "
+                                                 f"{int((~np.isfinite(a)).sum())} non-finite values (NaN or inf)")
+                    out.append((name, arrays))
+                else:
+                    out.append((name, [tuple(d.shape) for d in ds]))
+            return out
     except OSError as exc:
-        raise ModelLoadError(f"{path}: cannot read HDF5 file (truncated or corrupt?): {exc}") from None
+        raise ModelLoadError(f"{path}: cannot read HDF5 file (truncated or corrupt?): {str(exc).splitlines()[0]}") from None
+    except (TypeError, ValueError, AttributeError) as exc:
+        raise ModelLoadError(f"{path}: malformed Keras-2 weights file: {str(exc).splitlines()[0]}") from None
     except KeyError as exc:
         raise ModelLoadError(f"{path}: inconsistent Keras-2 weights file: missing entry {exc}") from None
 
@@ -214,8 +322,15 @@ def load_keras2_weights(model, path: str | Path) -> None:
     check_keras2_weights(model, path)
     try:
         model.load_weights(str(path))
-    except (OSError, ValueError, KeyError) as exc:
-        raise ModelLoadError(f"{path}: Keras could not load the weights: {exc}") from None
+    except Exception as exc:  # noqa: BLE001 - whatever Keras's reader refuses is this file's error
+        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelLoadError(f"{path}: Keras could not load the weights: {text}") from None
+    for layer in model.layers:
+        for var in layer.weights:
+            value = np.asarray(var)
+            if value.dtype.kind == "f" and not np.isfinite(value).all():
+                raise ModelLoadError(f"{path}: layer {layer.name!r}: weight {var.name!r} holds "
+                                     f"{int((~np.isfinite(value)).sum())} non-finite values (NaN or inf)")
 
 
 def read_keras2_weights(path: str | Path) -> list[np.ndarray]:

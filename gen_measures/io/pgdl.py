@@ -16,6 +16,7 @@ root with ``input_data/`` (+ ``reference_data/``).
 from __future__ import annotations
 
 import json
+import logging
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -31,6 +32,7 @@ from scoring.model_configs import (
     write_model_configs,
 )
 
+log = logging.getLogger(__name__)
 _MODEL_DIR = re.compile(r"^model_(.+)$")
 DATA_DIR = "dataset_1"
 
@@ -93,7 +95,11 @@ def _model_ids(folder: Path) -> list[str]:
     for child in folder.iterdir():
         m = _MODEL_DIR.match(child.name)
         if m and child.is_dir():
+            if child.is_symlink():
+                log.warning("%s is a symbolic link to %s; that model is read from there", child, child.resolve())
             ids.append(m.group(1))
+        elif m and child.exists():
+            log.warning("%s is not a folder; ignored (a model is a folder model_<id>/)", child)
     return sorted(ids, key=_id_sort_key)
 
 
@@ -108,6 +114,8 @@ def open_task(path: str | Path, reference_path: str | Path | None = None) -> Tas
         raise MissingFileError(f"{path}: task folder not found")
     if not path.is_dir():
         raise TaskFormatError(f"{path}: is a file; give a task folder (with model_<id>/ and dataset_1/)")
+    if path.is_symlink():
+        log.warning("task folder %s is a symbolic link to %s", path, path.resolve())
     ids = _model_ids(path)
     if not ids:
         raise TaskFormatError(f"{path}: no model_<id>/ folder in this task folder")

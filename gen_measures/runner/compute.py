@@ -59,10 +59,37 @@ def _workers(workers: int | str) -> int:
     try:
         n = int(workers)
     except (TypeError, ValueError):
-        raise GenMeasuresError(f"--workers: expected a whole number >= 0 or 'auto', got {workers!r}") from None
-    if n < 0:
-        raise GenMeasuresError(f"--workers: expected a whole number >= 0 or 'auto', got {workers!r}")
+        raise ArgumentError(f"--workers: expected a whole number >= 0 or 'auto', got {workers!r}") from None
+    if n < 0 or isinstance(workers, float):
+        raise ArgumentError(f"--workers: expected a whole number >= 0 or 'auto', got {workers!r}")
     return n
+
+
+class ArgumentError(GenMeasuresError, ValueError):
+    """An argument of a run is invalid (found before any model is loaded)."""
+
+
+def check_arguments(*, sample_size: Any, seed: Any, batch_size: Any, workers: Any, model_timeout: Any,
+                    output: Any = None) -> int:
+    """Validate a run's arguments before anything is computed; returns the number of workers.
+
+    Each error names the argument (as the command line spells it), the value and what is expected.
+    """
+    def whole(value: Any) -> bool:
+        return isinstance(value, (int,)) and not isinstance(value, bool)
+
+    if sample_size is not None and (not whole(sample_size) or sample_size < 1):
+        raise ArgumentError(f"--sample-size: expected a whole number >= 1 (or None for the whole training set), got {sample_size!r}")
+    if not whole(seed) or seed < 0:
+        raise ArgumentError(f"--seed: expected a whole number >= 0, got {seed!r}")
+    if not whole(batch_size) or batch_size < 1:
+        raise ArgumentError(f"--batch-size: expected a whole number >= 1, got {batch_size!r}")
+    if model_timeout is not None and (isinstance(model_timeout, bool) or not isinstance(model_timeout, (int, float))
+                                      or not math.isfinite(model_timeout) or model_timeout <= 0):
+        raise ArgumentError(f"--model-timeout: expected a positive number of seconds (0 on the command line: no limit), got {model_timeout!r}")
+    if output is not None and Path(output).exists() and not Path(output).is_dir():
+        raise ArgumentError(f"--output {output}: is a file, not a folder; give a folder for the results")
+    return _workers(workers)
 
 
 def _progress_bar(enabled: bool | Callable, total: int):
@@ -125,7 +152,8 @@ def compute(
 
     stats = stats if stats is not None else RunStats()
     t_start = time.perf_counter()
-    n_workers = _workers(workers)
+    n_workers = check_arguments(sample_size=sample_size, seed=seed, batch_size=batch_size, workers=workers,
+                                model_timeout=model_timeout, output=output)
     specs = resolve_measures(measures)
     task_list = list(tasks) if tasks is not None else discover_tasks(paths)
     with ExitStack() as stack:

@@ -66,6 +66,11 @@ def configure_threads(threads: int) -> None:
 def main(argv: list[str]) -> int:
     from multiprocessing.connection import Connection
 
+    import signal
+
+    # Ctrl-C reaches the whole process group: the parent stops the run and kills its workers,
+    # so a worker never turns an interrupt into a stored "worker died" error.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     fd, threads = int(argv[1]), int(argv[2])
     conn = Connection(fd)
     configure_threads(threads)
