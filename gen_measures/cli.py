@@ -26,7 +26,6 @@ log = logging.getLogger("gen_measures")
 
 def _quiet_tensorflow() -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 
 
 class Progress:
@@ -164,6 +163,26 @@ def cmd_run(args: argparse.Namespace) -> int:
     return _print_run(result, args)
 
 
+def cmd_ingest(args: argparse.Namespace) -> int:
+    _quiet_tensorflow()
+    from gen_measures.pipeline import ingest, sample_data_path
+
+    paths = args.paths or [sample_data_path()]
+    try:
+        result = ingest(args.submission, paths, output=args.output, seed=args.seed, workers=args.workers,
+                        model_timeout=args.model_timeout or None, fresh=args.fresh, retry_failed=args.retry_failed,
+                        dask_scheduler=args.dask_scheduler, progress=not args.quiet)
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: every value computed so far is stored in {Path(args.output) / 'results.sqlite'}; "
+              "run the same command again to resume", file=sys.stderr)
+        return 130
+    if not args.quiet:
+        for row in result.results.itertuples():
+            shown = f"{row.value:.6g}" if row.status == "ok" else f"{row.status}: {row.message}"
+            print(f"{row.task}/model_{row.model}: {shown}  ({row.seconds:.1f} s)")
+    return _print_run(result, args)
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     from gen_measures.pipeline import export
 
@@ -278,6 +297,31 @@ def build_parser() -> argparse.ArgumentParser:
                    help="comma-separated fusion presets scored beside the measures when their measures were computed "
                         "(default pvalid_pvector: the seed paper's pseudo-validation + 0.05 x P-vector angle; '' for none)")
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser(
+        "ingest", help="run an unmodified PGDL submission (complexity.py) over task(s), as the organizers' ingestion program did",
+        description="Run a PGDL competition submission: a folder with complexity.py defining complexity(model, dataset) "
+                    "(or complexity(model, dataset, program_dir)). Each model is built as the organizers' ingestion program "
+                    "built it (a tf.keras 2 Sequential accepting tape=, layers remembering _last_seen_input, "
+                    "model.initial_weights from weights_init.hdf5), the dataset is the unbatched training tf.data.Dataset "
+                    "of (input, label), and the submission runs in worker processes with Keras 2 semantics (tf_keras). "
+                    "Running a submission executes its code: run only submissions you trust. Values are stored as they "
+                    "are computed (a killed ingest resumes), each model has --model-timeout seconds, and a model on "
+                    "which the submission raises gets an error row while the others go on.")
+    p.add_argument("submission", help="the submission folder (holding complexity.py)")
+    p.add_argument("paths", nargs="*", help="task folder(s), folder(s) of tasks or competition root(s) (default: the bundled sample_data/)")
+    p.add_argument("--output", "-o", default=DEFAULT_OUTPUT, help=f"output folder (default {DEFAULT_OUTPUT}/)")
+    p.add_argument("--seed", type=int, default=DEFAULT_SEED,
+                   help=f"seeds Python's random, numpy and TensorFlow before each model (default {DEFAULT_SEED})")
+    p.add_argument("--workers", "-j", default="1", help="worker processes: a number >= 1 or 'auto' (default 1)")
+    p.add_argument("--model-timeout", type=float, default=DEFAULT_MODEL_TIMEOUT, metavar="SECONDS",
+                   help=f"budget per model (default {DEFAULT_MODEL_TIMEOUT:g}, the competition's; 0 = no limit)")
+    p.add_argument("--fresh", action="store_true", help="recompute instead of reusing stored values")
+    p.add_argument("--retry-failed", action="store_true", help="also recompute stored errors")
+    p.add_argument("--dask-scheduler", metavar="ADDRESS", default=None, help="compute on a dask.distributed cluster")
+    p.add_argument("--max-rows", type=int, default=80, help="rows of the value table printed (default 80)")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar and no line per model")
+    p.set_defaults(func=cmd_ingest)
 
     p = sub.add_parser("export", help="write results.csv and the .predict files from a run's store (e.g. after it was killed)")
     p.add_argument("output", nargs="?", default=DEFAULT_OUTPUT, help=f"the run's output folder (default {DEFAULT_OUTPUT}/)")

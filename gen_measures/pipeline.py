@@ -166,6 +166,50 @@ def run(
     return _finish(tasks, specs, results, output, fuse_names, seed, score, stats)
 
 
+def ingest(
+    submission: str | Path,
+    paths: str | Path | Iterable[str | Path] | None = None,
+    *,
+    output: str | Path = DEFAULT_OUTPUT,
+    seed: int = DEFAULT_SEED,
+    workers: int | str = 1,
+    model_timeout: float | None = DEFAULT_MODEL_TIMEOUT,
+    fresh: bool = False,
+    retry_failed: bool = False,
+    dask_scheduler: str | None = None,
+    progress: Any = False,
+    score: bool = True,
+) -> RunResult:
+    """Run an unmodified PGDL submission folder over the tasks under ``paths`` (see :mod:`gen_measures.submissions.ingest`).
+
+    Same store, resume, budgets and workers as :func:`run`; writes ``results.csv``,
+    ``predictions/<submission>/<task>.predict`` and, as the organizers' ingestion program did,
+    ``<output>/<task>.predict``; scores the tasks with reference metrics.
+    """
+    import shutil
+
+    from gen_measures.io.pgdl import discover_tasks
+    from gen_measures.runner import RunStats, compute
+    from gen_measures.runner.compute import check_arguments
+    from gen_measures.submissions.ingest import submission_spec
+
+    check_arguments(sample_size=None, seed=seed, batch_size=DEFAULT_BATCH_SIZE, workers=workers,
+                    model_timeout=model_timeout, output=output)
+    spec = submission_spec(submission)
+    tasks = discover_tasks(paths if paths is not None else [sample_data_path()])
+    stats = RunStats()
+    results = compute(tasks=tasks, measures=[spec.name], sample_size=None, seed=seed, workers=workers, output=output,
+                      model_timeout=model_timeout, fresh=fresh, retry_failed=retry_failed, dask_scheduler=dask_scheduler,
+                      progress=progress, stats=stats, submissions={spec.name: spec.func.submission_dir},
+                      run_info={"fuse": []})
+    result = _finish(tasks, [spec], results, output, [], seed, score, stats)
+    for task in tasks:
+        made = Path(output) / "predictions" / spec.name / f"{task.name}.predict"
+        if made.is_file():
+            shutil.copyfile(made, Path(output) / f"{task.name}.predict")
+    return result
+
+
 def export(output: str | Path = DEFAULT_OUTPUT, *, score: bool = True) -> RunResult:
     """Write ``results.csv`` and the ``.predict`` files of ``output`` from its store (e.g. after a killed run).
 
@@ -186,6 +230,11 @@ def export(output: str | Path = DEFAULT_OUTPUT, *, score: bool = True) -> RunRes
     params = run_info["params"]
     for path in params.get("plugins", []):
         load_plugin_file(path)
+    if params.get("submissions"):
+        from gen_measures.submissions.ingest import submission_spec
+
+        for folder in params["submissions"].values():
+            submission_spec(folder)
     tasks = [open_task(p, r) for p, r in zip(params["tasks"], params.get("references") or [None] * len(params["tasks"]))]
     specs = [get_measure(m) for m in params["measures"]]
     results = read_results(output)

@@ -35,10 +35,11 @@ log = logging.getLogger(__name__)
 
 
 #: What a measure may need besides the trained model.
-KNOWN_NEEDS = frozenset({"data", "init_weights", "gradients"})
+#: ``dataset`` = the whole training split as a ``tf.data.Dataset`` (competition submissions).
+KNOWN_NEEDS = frozenset({"data", "dataset", "init_weights", "gradients"})
 #: Families: ``core`` measures are this project's, ``baseline`` the published ones it ships,
 #: ``plugin`` those registered by other packages or files (the default outside this package).
-KNOWN_FAMILIES = frozenset({"core", "baseline", "catalogue", "plugin"})
+KNOWN_FAMILIES = frozenset({"core", "baseline", "catalogue", "plugin", "submission"})
 
 #: Entry-point group through which packages register measures (value: a module to import).
 ENTRY_POINT_GROUP = "gen_measures.measures"
@@ -247,7 +248,7 @@ def list_measures(family: str | None = None) -> list[MeasureSpec]:
     """All registered measures (built-ins and plug-ins), sorted by family then name."""
     load_plugins()
     specs = [s for s in _REGISTRY.values() if family is None or s.family == family]
-    order = {"core": 0, "baseline": 1, "catalogue": 2, "plugin": 3}
+    order = {"core": 0, "baseline": 1, "catalogue": 2, "plugin": 3, "submission": 4}
     return sorted(specs, key=lambda s: (order.get(s.family, 9), s.name))
 
 

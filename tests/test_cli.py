@@ -11,7 +11,7 @@ import pytest
 
 from gen_measures.cli import main
 
-COMMANDS = ["list", "inspect", "make-zoo", "run", "export", "score"]
+COMMANDS = ["list", "inspect", "make-zoo", "run", "ingest", "export", "score"]
 
 
 @pytest.mark.parametrize("command", COMMANDS)

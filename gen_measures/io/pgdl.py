@@ -98,8 +98,6 @@ def _model_ids(folder: Path) -> list[str]:
             if child.is_symlink():
                 log.warning("%s is a symbolic link to %s; that model is read from there", child, child.resolve())
             ids.append(m.group(1))
-        elif m and child.exists():
-            log.warning("%s is not a folder; ignored (a model is a folder model_<id>/)", child)
     return sorted(ids, key=_id_sort_key)
 
 

@@ -118,6 +118,7 @@ def compute(
     on_result: Callable[[ResultRow], None] | None = None,
     stats: RunStats | None = None,
     run_info: dict[str, Any] | None = None,
+    submissions: dict[str, str] | None = None,
 ) -> pd.DataFrame:
     """Compute ``measures`` for every model of every task; every row is stored as it is computed.
 
@@ -141,6 +142,9 @@ def compute(
     on_result : called with each newly computed :class:`ResultRow`.
     stats : a :class:`RunStats` to fill with counts (reused, computed, failed).
     run_info : extra JSON-serialisable facts recorded with the run (e.g. the fusion presets).
+    submissions : ``{measure name: folder}`` of PGDL submissions among ``measures``
+        (:func:`gen_measures.submissions.ingest.submission_spec`); they run only in worker
+        processes with Keras 2 semantics.
 
     Returns
     -------
@@ -155,6 +159,9 @@ def compute(
     n_workers = check_arguments(sample_size=sample_size, seed=seed, batch_size=batch_size, workers=workers,
                                 model_timeout=model_timeout, output=output)
     specs = resolve_measures(measures)
+    submissions = dict(submissions or {})
+    if submissions and (n_workers == 0 or len(specs) != len(submissions)):
+        raise ArgumentError("a submission runs alone and in worker processes (--workers >= 1), never in this process")
     task_list = list(tasks) if tasks is not None else discover_tasks(paths)
     with ExitStack() as stack:
         folder = Path(output) if output is not None else Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="gen_measures_")))
@@ -165,13 +172,21 @@ def compute(
         task_paths = [str(Path(t.path).resolve()) for t in task_list]
         params = {"tasks": task_paths, "references": [str(t.reference_path) if t.reference_path else None for t in task_list],
                   "measures": [s.name for s in specs], "sample_size": ss_key, "seed": seed, "batch_size": batch_size,
-                  "workers": n_workers, "model_timeout": model_timeout, "plugins": plugin_files(), **(run_info or {})}
+                  "workers": n_workers, "model_timeout": model_timeout, "plugins": plugin_files(), "submissions": submissions, **(run_info or {})}
         run_id = store.begin_run(params)
         status = "interrupted"
         try:
             jobs, keys = _plan(task_list, task_paths, specs, store, folder, ss_key, sample_size, seed, batch_size,
                                fresh, retry_failed, stats, lambda row, key: _put(store, run_id, row, key, stats, on_result))
-            _execute(jobs, keys, store, run_id, folder, n_workers, model_timeout, dask_scheduler, progress, stats, on_result)
+            for job in jobs:
+                job.submissions = submissions
+            env = None
+            if submissions:
+                from gen_measures.submissions.ingest import SUBMISSION_ENV
+
+                env = SUBMISSION_ENV
+            _execute(jobs, keys, store, run_id, folder, n_workers, model_timeout, dask_scheduler, progress, stats,
+                     on_result, env)
             status = "finished"
         except BaseException:
             status = "interrupted"
@@ -252,7 +267,8 @@ def _plan(task_list, task_paths, specs, store, folder, ss_key, sample_size, seed
     return jobs, keys
 
 
-def _execute(jobs, keys, store, run_id, folder, n_workers, model_timeout, dask_scheduler, progress, stats, on_result):
+def _execute(jobs, keys, store, run_id, folder, n_workers, model_timeout, dask_scheduler, progress, stats, on_result,
+             env=None):
     from gen_measures.runner import executors
 
     stats.models = len(jobs)
@@ -277,11 +293,12 @@ def _execute(jobs, keys, store, run_id, folder, n_workers, model_timeout, dask_s
             progress(done, len(jobs), job.label)
 
     if dask_scheduler:
-        executor = executors.DaskExecutor(dask_scheduler, model_timeout, executors.threads_per_worker(1))
+        executor = executors.DaskExecutor(dask_scheduler, model_timeout, executors.threads_per_worker(1), env)
     elif n_workers == 0:
         executor = executors.InlineExecutor()
     else:
-        executor = executors.ProcessExecutor(min(n_workers, len(jobs)), model_timeout, log_dir=folder / "logs")
+        executor = executors.ProcessExecutor(min(n_workers, len(jobs)), model_timeout, log_dir=folder / "logs",
+                                             env_extra=env)
     try:
         executor.run(jobs, on_row, on_done)
     finally:

@@ -88,15 +88,14 @@ class InlineExecutor:
 class WorkerProcess:
     """One worker interpreter and the parent's end of its socket."""
 
-    def __init__(self, threads: int, log_dir: Path | None = None) -> None:
+    def __init__(self, threads: int, log_dir: Path | None = None, env_extra: dict[str, str] | None = None) -> None:
         from multiprocessing.connection import Connection
 
         parent, child = socket.socketpair()
-        env = dict(os.environ)
+        env = dict(os.environ, **(env_extra or {}))
         for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
             env[var] = str(threads)
         env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-        env.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
         self.log_path = None
         stderr: Any = subprocess.DEVNULL
         if log_dir is not None:
@@ -159,7 +158,9 @@ def _missing_rows(job: ModelJob, received: set[str], status: str, seconds: float
 class ProcessExecutor:
     """Run jobs on ``workers`` worker processes with a per-model time budget."""
 
-    def __init__(self, workers: int = 1, model_timeout: float | None = 300.0, log_dir: Path | None = None) -> None:
+    def __init__(self, workers: int = 1, model_timeout: float | None = 300.0, log_dir: Path | None = None,
+                 env_extra: dict[str, str] | None = None) -> None:
+        self.env_extra = env_extra
         self.workers = max(1, int(workers))
         self.model_timeout = model_timeout
         self.log_dir = log_dir
@@ -168,7 +169,7 @@ class ProcessExecutor:
         self.start_failures = 0
 
     def _spawn(self) -> WorkerProcess:
-        w = WorkerProcess(self.threads, self.log_dir)
+        w = WorkerProcess(self.threads, self.log_dir, self.env_extra)
         self.pool.append(w)
         return w
 
@@ -268,20 +269,24 @@ class ProcessExecutor:
 _DASK_EXECUTOR: ProcessExecutor | None = None
 
 
-def _dask_run_job(job: ModelJob, sample: Any, model_timeout: float | None, threads: int) -> list[dict]:
+def _dask_run_job(job: ModelJob, sample: Any, model_timeout: float | None, threads: int,
+                  env_extra: dict[str, str] | None = None) -> list[dict]:
     """On a Dask worker: run ``job`` in a local worker process (kept between tasks) under the budget."""
     import tempfile
 
     from gen_measures.runner.jobs import has_sample, write_sample
 
     global _DASK_EXECUTOR
+    if _DASK_EXECUTOR is not None and _DASK_EXECUTOR.env_extra != env_extra:
+        _DASK_EXECUTOR.close()
+        _DASK_EXECUTOR = None
     if sample is not None:
         stem = Path(tempfile.gettempdir()) / "gen_measures_dask_samples" / Path(job.sample_file).name
         if not has_sample(stem):
             write_sample(stem, *sample)
         job.sample_file = str(stem)
     if _DASK_EXECUTOR is None:
-        _DASK_EXECUTOR = ProcessExecutor(1, model_timeout)
+        _DASK_EXECUTOR = ProcessExecutor(1, model_timeout, env_extra=env_extra)
         _DASK_EXECUTOR.threads = threads
     rows: list[dict] = []
     _DASK_EXECUTOR.model_timeout = model_timeout
@@ -292,7 +297,9 @@ def _dask_run_job(job: ModelJob, sample: Any, model_timeout: float | None, threa
 class DaskExecutor:
     """Send each job to a ``dask.distributed`` cluster; rows come back to this process."""
 
-    def __init__(self, address: str, model_timeout: float | None = 300.0, threads: int = 1) -> None:
+    def __init__(self, address: str, model_timeout: float | None = 300.0, threads: int = 1,
+                 env_extra: dict[str, str] | None = None) -> None:
+        self.env_extra = env_extra
         try:
             from distributed import Client
         except ImportError:
@@ -319,7 +326,8 @@ class DaskExecutor:
                     x, y = read_sample(job.sample_file)
                     self._scattered[job.sample_file] = self.client.scatter((x[:], y), broadcast=True)
                 sample = self._scattered[job.sample_file]
-            fut = self.client.submit(_dask_run_job, job, sample, self.model_timeout, self.threads, pure=False)
+            fut = self.client.submit(_dask_run_job, job, sample, self.model_timeout, self.threads, self.env_extra,
+                                     pure=False)
             futures[fut] = job
         for fut in as_completed(futures):
             job = futures[fut]

@@ -8,7 +8,7 @@ needs:
 
 * always: the model's ``config.json`` and ``weights.hdf5``;
 * ``init_weights``: the model's ``weights_init.hdf5`` (or its absence);
-* ``data``: every training shard of the task.
+* ``data`` or ``dataset``: every training shard of the task.
 
 So retraining a model, replacing a shard or deleting ``weights_init.hdf5`` makes the next run
 recompute exactly the results that depended on it.
@@ -72,6 +72,6 @@ class TaskFingerprints:
         """The fingerprint of a result of ``model_id`` by a measure with ``needs``."""
         needs = set(needs)
         parts = [self.model(model_id, "init_weights" in needs)]
-        if "data" in needs:
+        if "data" in needs or "dataset" in needs:
             parts.append("data=" + self.data())
         return "|".join(parts)

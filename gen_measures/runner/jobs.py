@@ -29,6 +29,7 @@ class ModelJob:
     sample_file : stem of the sample's ``.npy`` pair (``None`` when no measure needs data).
     seed, batch_size : as in :func:`gen_measures.runner.compute`.
     plugins : plug-in files the worker must load first.
+    submissions : ``{measure name: submission folder}`` of the measures that are PGDL submissions.
     """
 
     job_id: int
@@ -41,6 +42,7 @@ class ModelJob:
     sample_file: str | None = None
     reference_path: str | None = None
     plugins: list[str] = field(default_factory=list)
+    submissions: dict[str, str] = field(default_factory=dict)
 
     @property
     def label(self) -> str:

@@ -29,6 +29,7 @@ class WorkerState:
         self.samples: dict[str, Any] = {}
         self.task_caches: dict[tuple, dict] = {}
         self.plugins: set[str] = set()
+        self.submissions: dict[str, Any] = {}
 
     def run(self, job, on_start=None):
         """Rows of ``job`` (see :func:`gen_measures.runner.measure.measure_model`), as they are computed."""
@@ -49,10 +50,25 @@ class WorkerState:
             if job.sample_file not in self.samples:
                 self.samples[job.sample_file] = read_sample(job.sample_file)
             sample = self.samples[job.sample_file]
+        if job.submissions:
+            yield from self._run_submissions(task, job, on_start)
+            return
         cache = self.task_caches.setdefault((job.task_path, job.sample_file, job.seed), {})
         specs = [get_measure(name) for name in job.measures]
         yield from measure_model(task, job.model_id, specs, sample, seed=job.seed, batch_size=job.batch_size,
                                  task_cache=cache, on_start=on_start)
+
+
+    def _run_submissions(self, task, job, on_start):
+        from gen_measures.submissions.ingest import load_complexity, run_submission
+
+        for name in job.measures:
+            folder = job.submissions[name]
+            if on_start is not None:
+                on_start(name)
+            if folder not in self.submissions:
+                self.submissions[folder] = load_complexity(folder)
+            yield run_submission(task, job.model_id, folder, name, job.seed, self.submissions[folder])
 
 
 def configure_threads(threads: int) -> None:
