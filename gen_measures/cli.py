@@ -183,6 +183,15 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     return _print_run(result, args)
 
 
+def cmd_export_submission(args: argparse.Namespace) -> int:
+    from gen_measures.submissions.export import export_submission
+
+    _load_plugins(args)
+    out = export_submission(args.measure, args.out_dir, sample_size=args.sample_size, seed=args.seed)
+    print(f"wrote the submission for {args.measure} to {out} (complexity.py, metadata and the packages it needs)")
+    return 0
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     from gen_measures.pipeline import export
 
@@ -322,6 +331,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-rows", type=int, default=80, help="rows of the value table printed (default 80)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar and no line per model")
     p.set_defaults(func=cmd_ingest)
+
+    p = sub.add_parser("export-submission", help="write a registered measure as a self-contained PGDL submission folder")
+    p.add_argument("measure", help="a registered measure name (see `gen-measures list`)")
+    p.add_argument("out_dir", help="new folder for complexity.py, metadata and the copied packages")
+    p.add_argument("--sample-size", type=int, default=DEFAULT_SAMPLE_SIZE, help=f"sample drawn from the dataset (default {DEFAULT_SAMPLE_SIZE})")
+    p.add_argument("--seed", type=int, default=DEFAULT_SEED, help=f"seed of the sample and the measure (default {DEFAULT_SEED})")
+    p.set_defaults(func=cmd_export_submission)
 
     p = sub.add_parser("export", help="write results.csv and the .predict files from a run's store (e.g. after it was killed)")
     p.add_argument("output", nargs="?", default=DEFAULT_OUTPUT, help=f"the run's output folder (default {DEFAULT_OUTPUT}/)")

@@ -11,7 +11,7 @@ import pytest
 
 from gen_measures.cli import main
 
-COMMANDS = ["list", "inspect", "make-zoo", "run", "ingest", "export", "score"]
+COMMANDS = ["list", "inspect", "make-zoo", "run", "ingest", "export", "export-submission", "score"]
 
 
 @pytest.mark.parametrize("command", COMMANDS)

@@ -168,3 +168,31 @@ def test_vpm_through_ingest_equals_the_organizers_ingestion_program(tmp_path):
     assert sorted(mine) == sorted(theirs) == [f"model_{i}" for i in range(6)]
     for key in theirs:
         assert mine[key] == pytest.approx(theirs[key], rel=1e-6), key
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (KIT.is_dir() and TOY.is_dir()), reason=f"PGDL kit / toy anchors not found under {ANCHORS}")
+@pytest.mark.parametrize("measure", ["distance_to_init", "pvector_angle"])
+def test_exported_submission_in_the_organizers_ingestion_equals_run(tmp_path, measure):
+    inputs = tmp_path / "input_data"
+    task = inputs / "toy6"
+    task.mkdir(parents=True)
+    for name in ["dataset_1", "model_configs.json"] + [f"model_{i}" for i in range(6)]:
+        (task / name).symlink_to(TOY / name)
+    sub = tmp_path / "exported"
+    assert main(["export-submission", measure, str(sub)]) == 0
+    assert (sub / "complexity.py").is_file() and (sub / "metadata").is_file()
+    shims = tmp_path / "shims"
+    shims.mkdir()
+    (shims / "data_converter.py").write_text("")
+    env = dict(os.environ, TF_USE_LEGACY_KERAS="1", TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=str(shims))
+    official = subprocess.run([sys.executable, str(KIT / "ingestion_program" / "ingestion.py"), str(inputs),
+                               str(tmp_path / "organizers"), str(KIT / "ingestion_program"), str(sub)],
+                              capture_output=True, text=True, timeout=900, env=env, cwd=tmp_path)
+    assert official.returncode == 0, official.stderr[-3000:]
+    theirs = json.loads((tmp_path / "organizers" / "toy6.predict").read_text())
+    assert main(["run", str(task), "--measures", measure, "--output", str(tmp_path / "run"), "--quiet", "--fuse", ""]) == 0
+    ours = json.loads((tmp_path / "run" / "predictions" / measure / "toy6.predict").read_text())
+    assert sorted(theirs) == sorted(ours)
+    for key in ours:
+        assert theirs[key] == pytest.approx(ours[key], rel=1e-5, abs=1e-6), key

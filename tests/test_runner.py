@@ -158,6 +158,7 @@ def test_a_dying_worker_and_a_corrupt_model_cost_only_their_models(tiny_zoo, tmp
     assert "3 of 8 results failed" in err
 
 
+@pytest.mark.slow
 def test_two_workers_give_the_results_of_one(tiny_zoo, tmp_path):
     measures = SEEDED + ",saturation"
     one = compute(tiny_zoo, measures=measures, output=tmp_path / "one", workers=1)
@@ -166,6 +167,7 @@ def test_two_workers_give_the_results_of_one(tiny_zoo, tmp_path):
     assert set(one.status) == {"ok"}
 
 
+@pytest.mark.slow
 def test_dask_local_cluster_equals_a_local_run(tiny_zoo, tmp_path):
     distributed = pytest.importorskip("distributed", reason="the dask extra (dask.distributed) is not installed")
     local = compute(tiny_zoo, measures=SEEDED, output=tmp_path / "local", workers=1)
