@@ -156,10 +156,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                      model_timeout=args.model_timeout or None, fresh=args.fresh, retry_failed=args.retry_failed,
                      dask_scheduler=args.dask_scheduler, progress=not args.quiet)
     except KeyboardInterrupt:
-        print(f"\ninterrupted: every result computed so far is stored in {Path(args.output) / 'results.sqlite'}; "
-              "run the same command again to resume (or `gen-measures export "
-              f"{args.output}` to write the files from what is stored)", file=sys.stderr)
-        return 130
+        return _interrupted(args.output)
     return _print_run(result, args)
 
 
@@ -173,14 +170,19 @@ def cmd_ingest(args: argparse.Namespace) -> int:
                         model_timeout=args.model_timeout or None, fresh=args.fresh, retry_failed=args.retry_failed,
                         dask_scheduler=args.dask_scheduler, progress=not args.quiet)
     except KeyboardInterrupt:
-        print(f"\ninterrupted: every value computed so far is stored in {Path(args.output) / 'results.sqlite'}; "
-              "run the same command again to resume", file=sys.stderr)
-        return 130
+        return _interrupted(args.output)
     if not args.quiet:
         for row in result.results.itertuples():
             shown = f"{row.value:.6g}" if row.status == "ok" else f"{row.status}: {row.message}"
             print(f"{row.task}/model_{row.model}: {shown}  ({row.seconds:.1f} s)")
     return _print_run(result, args)
+
+
+def _interrupted(output: str) -> int:
+    print(f"\ninterrupted: every result computed so far is stored in {Path(output) / 'results.sqlite'}; "
+          f"run the same command again to resume (or `gen-measures export {output}` to write the files "
+          "from what is stored)", file=sys.stderr)
+    return 130
 
 
 def cmd_export_submission(args: argparse.Namespace) -> int:

@@ -136,3 +136,21 @@ def nan_in_kernel(path: str | Path) -> Path:
             return None
         f.visititems(visit)
     return Path(path)
+
+
+def wait_for_stored_rows(folder: str | Path, n: int, proc=None, timeout: float = 300.0) -> int:
+    """Poll ``folder/results.sqlite`` until it holds ``n`` rows (a run to interrupt has made progress)."""
+    import sqlite3
+    import time
+
+    deadline, count = time.time() + timeout, 0
+    while time.time() < deadline and count < n:
+        try:
+            with sqlite3.connect(Path(folder) / "results.sqlite", timeout=5) as db:
+                count = db.execute("SELECT COUNT(*) FROM results").fetchone()[0]
+        except sqlite3.OperationalError:
+            count = 0
+        if proc is not None and proc.poll() is not None:
+            raise AssertionError(f"the run ended before storing {n} rows: {proc.communicate()}")
+        time.sleep(0.2)
+    return count

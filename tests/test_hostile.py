@@ -10,7 +10,6 @@ import json
 import os
 import shutil
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -202,15 +201,7 @@ def test_ctrl_c_stops_promptly_keeps_results_and_says_how_to_resume(task, tmp_pa
            "--plugin", probes, "--output", str(out), "--quiet", "--fuse", ""]
     proc = subprocess.Popen(cmd, env=dict(os.environ, PROBE_PAUSE_SECONDS="3"), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, start_new_session=True)
-    deadline = time.time() + 240
-    n = 0
-    while time.time() < deadline and n < 2:
-        try:
-            with sqlite3.connect(out / "results.sqlite", timeout=5) as db:
-                n = db.execute("SELECT COUNT(*) FROM results").fetchone()[0]
-        except sqlite3.OperationalError:
-            pass
-        time.sleep(0.2)
+    assert builders.wait_for_stored_rows(out, 2, proc) >= 2
     os.killpg(proc.pid, signal.SIGINT)  # as a terminal's Ctrl-C: the whole process group
     t0 = time.time()
     _, err = proc.communicate(timeout=60)

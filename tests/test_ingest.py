@@ -6,11 +6,9 @@ from __future__ import annotations
 import json
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import pandas as pd
@@ -18,6 +16,7 @@ import pytest
 
 from gen_measures.cli import main
 
+from .builders import wait_for_stored_rows
 from .conftest import ANCHORS, TOY
 
 KIT = ANCHORS / "pgdl_kit"
@@ -81,14 +80,7 @@ def test_randomised_submission_is_reproducible_and_a_killed_ingest_resumes(tiny_
 
     killed = tmp_path / "k"
     proc = _ingest(args + ["--output", str(killed)], env={"SUBMISSION_PAUSE": "2"})
-    deadline, n = time.time() + 300, 0
-    while time.time() < deadline and n < 2:
-        try:
-            with sqlite3.connect(killed / "results.sqlite", timeout=5) as db:
-                n = db.execute("SELECT COUNT(*) FROM results").fetchone()[0]
-        except sqlite3.OperationalError:
-            pass
-        time.sleep(0.2)
+    assert wait_for_stored_rows(killed, 2, proc) >= 2
     os.kill(proc.pid, signal.SIGKILL)
     proc.communicate()
     rerun = _ingest(args + ["--output", str(killed)])

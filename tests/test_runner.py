@@ -20,6 +20,8 @@ from gen_measures.registry import load_plugin_file
 from gen_measures.runner import RunStats, compute, read_results
 from gen_measures.runner.store import STORE_NAME, ResultStore, RunLock, StoredRow
 
+from .builders import wait_for_stored_rows
+
 PROBES = Path(__file__).parent / "plugins" / "runner_probes.py"
 SEEDED = "distance_to_init,pvector_angle,pseudo_validation_error"
 
@@ -53,17 +55,7 @@ def test_sigkill_mid_run_then_resume_equals_an_uninterrupted_run(tiny_zoo, tmp_p
     env = {"PROBE_PAUSE_SECONDS": "1.0"}
     killed = tmp_path / "killed"
     proc = _cli(common + ["--output", str(killed)], env)
-    deadline = time.time() + 300
-    while time.time() < deadline:  # wait until some, not all, results are stored
-        try:
-            with sqlite3.connect(killed / STORE_NAME, timeout=5) as db:
-                n = db.execute("SELECT COUNT(*) FROM results").fetchone()[0]
-        except sqlite3.OperationalError:
-            n = 0
-        if n >= 8:
-            break
-        assert proc.poll() is None, proc.communicate()
-        time.sleep(0.2)
+    assert wait_for_stored_rows(killed, 8, proc) >= 8  # some, not all, results are stored
     os.kill(proc.pid, signal.SIGKILL)  # the main process only: its worker must notice and exit
     proc.communicate()
     assert proc.returncode == -signal.SIGKILL
