@@ -23,7 +23,7 @@ def _kernel_sum(ctx) -> float:
     return float(sum(float(abs(k).sum()) for k in ctx.kernels()))
 
 
-@register_measure("probe_sleep", direction=LARGER_GAP, reference="test probe")
+@register_measure("probe_sleep", direction=LARGER_GAP, reference="gen-measures runner test probe (tests/plugins/runner_probes.py)")
 def probe_sleep(ctx):
     """Sleeps PROBE_SLEEP_SECONDS on the models in PROBE_SLEEP_MODELS; else the kernels' L1 norm."""
     if ctx.model_id in _models("PROBE_SLEEP_MODELS"):
@@ -31,7 +31,7 @@ def probe_sleep(ctx):
     return _kernel_sum(ctx)
 
 
-@register_measure("probe_crash", direction=LARGER_GAP, reference="test probe")
+@register_measure("probe_crash", direction=LARGER_GAP, reference="gen-measures runner test probe (tests/plugins/runner_probes.py)")
 def probe_crash(ctx):
     """Kills its own process on the models in PROBE_CRASH_MODELS; else the kernels' L1 norm."""
     if ctx.model_id in _models("PROBE_CRASH_MODELS"):
@@ -39,7 +39,7 @@ def probe_crash(ctx):
     return _kernel_sum(ctx)
 
 
-@register_measure("probe_pause", direction=LARGER_GAP, reference="test probe")
+@register_measure("probe_pause", direction=LARGER_GAP, reference="gen-measures runner test probe (tests/plugins/runner_probes.py)")
 def probe_pause(ctx):
     """Sleeps PROBE_PAUSE_SECONDS on every model, then returns the kernels' L1 norm."""
     time.sleep(float(os.environ.get("PROBE_PAUSE_SECONDS", "0")))
