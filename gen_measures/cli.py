@@ -258,6 +258,18 @@ def cmd_score(args: argparse.Namespace) -> int:
 
 
 # ----------------------------------------------------------------------------- parser
+def _add_runner_options(p: argparse.ArgumentParser, workers_help: str) -> None:
+    """The options of the resumable runner, shared by `run` and `ingest`."""
+    p.add_argument("--workers", "-j", default="1", help=workers_help)
+    p.add_argument("--model-timeout", type=float, default=DEFAULT_MODEL_TIMEOUT, metavar="SECONDS",
+                   help=f"time budget of one model's measures together; a model over it gets status=timeout rows and its "
+                        f"worker is replaced (default {DEFAULT_MODEL_TIMEOUT:g}, the competition's; 0 = no limit)")
+    p.add_argument("--fresh", action="store_true", help="recompute everything instead of reusing the results stored in --output")
+    p.add_argument("--retry-failed", action="store_true", help="also recompute stored results whose status is error (timeouts always are)")
+    p.add_argument("--dask-scheduler", metavar="ADDRESS", default=None,
+                   help="compute on an existing dask.distributed cluster (e.g. tcp://host:8786; needs pip install -e '.[dask]')")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="gen-measures",
@@ -290,15 +302,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=DEFAULT_SEED, help=f"seed of the sample and of the measures' randomness (default {DEFAULT_SEED})")
     p.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE, help=f"forward-pass batch size (default {DEFAULT_BATCH_SIZE})")
     p.add_argument("--plugin", action="append", metavar="FILE", help="also load measures from this .py file (repeatable)")
-    p.add_argument("--workers", "-j", default="1", help="worker processes: a number, or 'auto' for one per core; "
-                   "0 computes in this process without time budget or isolation (default 1)")
-    p.add_argument("--model-timeout", type=float, default=DEFAULT_MODEL_TIMEOUT, metavar="SECONDS",
-                   help=f"time budget of one model's measures together; a model over it gets status=timeout rows and its "
-                        f"worker is replaced (default {DEFAULT_MODEL_TIMEOUT:g}, the competition's; 0 = no limit)")
-    p.add_argument("--fresh", action="store_true", help="recompute everything instead of reusing the results stored in --output")
-    p.add_argument("--retry-failed", action="store_true", help="also recompute stored results whose status is error (timeouts always are)")
-    p.add_argument("--dask-scheduler", metavar="ADDRESS", default=None,
-                   help="compute on an existing dask.distributed cluster (e.g. tcp://host:8786; needs pip install -e '.[dask]')")
+    _add_runner_options(p, "worker processes: a number, or 'auto' for one per core; "
+                           "0 computes in this process without time budget or isolation (default 1)")
     p.add_argument("--max-params", type=int, default=None, metavar="N",
                    help="most parameters a model may have; larger models are an error before anything is allocated "
                         "(default 5e7, or the environment variable GEN_MEASURES_MAX_PARAMS)")
@@ -324,12 +329,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", "-o", default=DEFAULT_OUTPUT, help=f"output folder (default {DEFAULT_OUTPUT}/)")
     p.add_argument("--seed", type=int, default=DEFAULT_SEED,
                    help=f"seeds Python's random, numpy and TensorFlow before each model (default {DEFAULT_SEED})")
-    p.add_argument("--workers", "-j", default="1", help="worker processes: a number >= 1 or 'auto' (default 1)")
-    p.add_argument("--model-timeout", type=float, default=DEFAULT_MODEL_TIMEOUT, metavar="SECONDS",
-                   help=f"budget per model (default {DEFAULT_MODEL_TIMEOUT:g}, the competition's; 0 = no limit)")
-    p.add_argument("--fresh", action="store_true", help="recompute instead of reusing stored values")
-    p.add_argument("--retry-failed", action="store_true", help="also recompute stored errors")
-    p.add_argument("--dask-scheduler", metavar="ADDRESS", default=None, help="compute on a dask.distributed cluster")
+    _add_runner_options(p, "worker processes: a number >= 1 or 'auto' (default 1)")
     p.add_argument("--max-rows", type=int, default=80, help="rows of the value table printed (default 80)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar and no line per model")
     p.set_defaults(func=cmd_ingest)

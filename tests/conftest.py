@@ -36,6 +36,16 @@ def tiny_zoo(tmp_path_factory):
     return out
 
 
+@pytest.fixture()
+def task_copy(tiny_zoo, tmp_path):
+    """A writable copy of one tiny task (digits_vgg_tiny, 4 models) in this test's temporary folder."""
+    import shutil
+
+    dst = tmp_path / "task"
+    shutil.copytree(tiny_zoo / "digits_vgg_tiny", dst)
+    return dst
+
+
 @pytest.fixture(scope="session")
 def sample_tasks():
     """The bundled sample zoo's tasks."""

@@ -16,14 +16,6 @@ from gen_measures.io.pgdl import discover_tasks, open_task
 from gen_measures.runner import compute
 
 
-@pytest.fixture()
-def task_copy(tiny_zoo, tmp_path):
-    """A writable copy of one tiny task."""
-    dst = tmp_path / "task"
-    shutil.copytree(tiny_zoo / "digits_vgg_tiny", dst)
-    return dst
-
-
 def _one_line(exc_info) -> str:
     text = str(exc_info.value)
     assert "\n" not in text

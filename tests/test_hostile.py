@@ -29,10 +29,8 @@ WITH_DATA = "distance_to_init,pvector_angle"
 
 
 @pytest.fixture()
-def task(tiny_zoo, tmp_path):
-    dst = tmp_path / "task"
-    shutil.copytree(tiny_zoo / "digits_vgg_tiny", dst)
-    return dst
+def task(task_copy):
+    return task_copy
 
 
 def _run(task, tmp_path, measures=DATA_FREE, **kw):

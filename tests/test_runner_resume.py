@@ -13,10 +13,8 @@ MEASURES = "distance_to_init,pvector_angle,vc_dimension"
 
 
 @pytest.fixture()
-def task(tiny_zoo, tmp_path):
-    dst = tmp_path / "task"
-    shutil.copytree(tiny_zoo / "digits_vgg_tiny", dst)
-    return dst
+def task(task_copy):
+    return task_copy
 
 
 def _run(task, out, **kw):
