@@ -156,12 +156,13 @@ def test_auto_switches_to_randomized_above_threshold(monkeypatch):
 
     monkeypatch.setattr(sv, "_randomized_top", spy)
     a = gapped(300, 40, seed=9)
-    sv.pvector(a)
+    # k > 1: the size rule (k = 1 goes to the adaptive solver: test_auto_uses_adaptive_for_k1)
+    sv.top_left_singular_vectors(a, 2)
     assert calls == []
     monkeypatch.setattr(sv, "AUTO_EXACT_MAX_DIM", 30)
-    p = sv.pvector(a)
+    u = sv.top_left_singular_vectors(a, 2)
     assert calls == [(300, 40)]
-    assert abs_cos(p, svd_left(a, 1)[:, 0]) >= 1 - 1e-5
+    assert abs_cos(u[:, 0], svd_left(a, 1)[:, 0]) >= 1 - 1e-5
 
 
 def test_exact_solver_streams_in_chunks(monkeypatch):
@@ -220,6 +221,194 @@ def test_bad_arguments_name_the_argument():
         sv.pvector(np.ones((3, 3), dtype=complex))
     with pytest.raises(ValueError):  # the toolkit errors are ValueErrors too
         sv.pvector(np.ones((3, 3)), k=2)
+
+
+# ---------------------------------------------------------------------------------------------
+# Adaptive solver (warm-started Lanczos with an exact fallback): against numpy's full SVD;
+# passes are counted (SolverInfo), never timed
+# ---------------------------------------------------------------------------------------------
+
+ADAPTIVE_COS = 1 - 1e-5  # the accuracy the adaptive solver must reach on every matrix
+
+
+def relu_features(n: int, d: int, seed: int, dtype=np.float32) -> np.ndarray:
+    """Uncentred non-negative ``relu(G W + 0.1)``: a dominant first singular value, as real features."""
+    rng = np.random.default_rng(seed)
+    w = rng.standard_normal((d, d)) / np.sqrt(d)
+    return np.maximum(rng.standard_normal((n, d)) @ w + 0.1, 0.0).astype(dtype)
+
+
+def hard_synthetic(n: int, d: int, seed: int) -> np.ndarray:
+    """Centred Gaussian: rank-10 signal with singular values decaying by 0.7, plus unit noise."""
+    rng = np.random.default_rng(seed)
+    w = rng.standard_normal((10, d)) * (3.0 * 0.7 ** np.arange(10))[:, None]
+    return rng.standard_normal((n, 10)) @ w + rng.standard_normal((n, d))
+
+
+def with_spectrum(n: int, d: int, s, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """``U diag(s) V^T`` with random orthonormal ``U``, ``V`` (and ``U`` returned)."""
+    rng = np.random.default_rng(seed)
+    u = np.linalg.qr(rng.standard_normal((n, len(s))))[0]
+    v = np.linalg.qr(rng.standard_normal((d, len(s))))[0]
+    return (u * np.asarray(s, dtype=float)) @ v.T, u
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
+@pytest.mark.parametrize("shape", [(5000, 64), (400, 30), (60, 300)], ids=lambda s: f"{s[0]}x{s[1]}")
+def test_adaptive_matches_numpy_svd_on_relu_features(shape, dtype):
+    a = relu_features(*shape, seed=shape[1], dtype=dtype)
+    ref = svd_left(a, 1)[:, 0]
+    p, info = sv.pvector(a, method="adaptive", return_info=True)
+    assert p.shape == (shape[0],) and p.dtype == np.float64
+    assert abs_cos(p, ref) >= ADAPTIVE_COS
+    assert np.linalg.norm(p) == pytest.approx(1.0, abs=1e-12)
+    # converged by its own test, in a few passes (the warm start: the column-mean direction)
+    assert (info.method, info.converged, info.fell_back) == ("adaptive", True, False)
+    assert info.residual <= 1e-4 * info.gap
+    assert info.passes <= 8
+
+
+@pytest.mark.parametrize("center", [False, True], ids=["uncentred", "centred"])
+def test_adaptive_matches_numpy_svd_on_hard_synthetic(center):
+    a = hard_synthetic(4000, 128, seed=2) + (0.5 if center else 0.0)
+    ref = svd_left(a - a.mean(axis=0) if center else a, 1)[:, 0]
+    p, info = sv.pvector(a, method="adaptive", center=center, return_info=True)
+    assert abs_cos(p, ref) >= ADAPTIVE_COS
+    assert info.method == "adaptive" and not info.fell_back  # slower than on features, still converges
+    assert info.passes <= 40
+
+
+TAIL = list(0.6 * 0.95 ** np.arange(50))  # a full-rank tail: no early exact breakdown
+
+
+def test_adaptive_with_repeated_top_singular_value():
+    # s_1 = s_2: the top vector is not unique; compare the subspace and the singular value
+    a, u_true = with_spectrum(600, 70, [5.0, 5.0, 3.0] + TAIL, seed=3)
+    p, info = sv.pvector(a, method="adaptive", return_info=True)
+    assert sv.subspace_angles_deg(p, u_true[:, :2]).max() < 0.3  # p lies in span(u_1, u_2)
+    assert np.linalg.norm(a.T @ p) == pytest.approx(5.0, rel=1e-8)
+    assert np.linalg.norm(a.T @ p) == pytest.approx(np.linalg.svd(a, compute_uv=False)[0], rel=1e-8)
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_adaptive_with_close_gap(seed):
+    # s_2 / s_1 = 0.99 (the documented limit of the default tol): slow for any Krylov method, and
+    # a loose residual test can stop on a mixture of u_1 and u_2; the default must not
+    a, _ = with_spectrum(500, 60, [1.0, 0.99] + TAIL, seed=seed)
+    ref = svd_left(a, 1)[:, 0]
+    p, info = sv.pvector(a, method="adaptive", return_info=True)
+    assert abs_cos(p, ref) >= ADAPTIVE_COS
+    assert info.fell_back or info.residual <= 1e-4 * info.gap
+    if seed == 11:  # s_2 / s_1 = 0.999: needs a smaller tol (this start stagnates on a mixture)
+        a, _ = with_spectrum(500, 60, [1.0, 0.999] + TAIL, seed=seed)
+        assert abs_cos(sv.pvector(a, tol=1e-5), svd_left(a, 1)[:, 0]) >= ADAPTIVE_COS
+
+
+@pytest.mark.parametrize("which", ["second_vector", "random_orthogonal"])
+def test_adaptive_warm_start_orthogonal_to_the_answer(which):
+    a = gapped(800, 50, seed=13)
+    ref = svd_left(a, 2)
+    if which == "second_vector":
+        start = ref[:, 1]  # a singular vector itself: a Krylov method started there stays there
+    else:
+        start = np.random.default_rng(0).standard_normal(800)
+        start -= (start @ ref[:, 0]) * ref[:, 0]
+    assert abs(start @ ref[:, 0]) < 1e-12 * np.linalg.norm(start)
+    p, info = sv.pvector(a, method="adaptive", start=start, return_info=True)
+    assert abs_cos(p, ref[:, 0]) >= ADAPTIVE_COS
+    assert not info.fell_back
+
+
+def test_adaptive_warm_start_near_the_answer_saves_passes():
+    a = hard_synthetic(3000, 100, seed=5)
+    ref = svd_left(a, 1)[:, 0]
+    _, cold = sv.pvector(a, method="adaptive", return_info=True)
+    near = ref + 1e-3 * np.random.default_rng(1).standard_normal(3000) / np.sqrt(3000)
+    p, warm = sv.pvector(a, method="adaptive", start=-7.0 * near, return_info=True)  # any scale and sign
+    assert abs_cos(p, ref) >= ADAPTIVE_COS
+    assert warm.passes < cold.passes
+
+
+def test_adaptive_falls_back_to_exact_when_max_passes_is_tiny(caplog):
+    a = hard_synthetic(2000, 60, seed=6)
+    ref = svd_left(a, 1)[:, 0]
+    with caplog.at_level("INFO", logger="gen_measures.numerics.singular_vectors"):
+        p, info = sv.pvector(a, method="adaptive", max_passes=2, return_info=True)
+    assert (info.method, info.requested, info.converged, info.fell_back) == ("exact", "adaptive", False, True)
+    assert info.passes == 2 + 2  # two adaptive passes, then the exact solver's two
+    assert "max_passes=2" in info.reason and "falling back" in caplog.text
+    np.testing.assert_allclose(p, sv.pvector(a, method="exact"), atol=1e-12)  # the exact result itself
+    assert abs_cos(p, ref) >= 1 - 1e-9
+
+
+def test_auto_uses_adaptive_for_k1_and_it_matches_exact_on_the_reference_matrices():
+    for shape in SHAPES:
+        for center in (False, True):
+            a = gapped(*shape, seed=shape[0]) + (0.3 if center else 0.0)
+            p, info = sv.pvector(a, center=center, return_info=True)
+            assert info.requested == "adaptive"
+            assert abs_cos(p, sv.pvector(a, method="exact", center=center)) >= ADAPTIVE_COS
+    _, info = sv.top_left_singular_vectors(gapped(300, 40, seed=1), 2, return_info=True)
+    assert (info.method, info.passes) == ("exact", 2)
+    _, info = sv.top_left_singular_vectors(gapped(300, 40, seed=1), 2, method="randomized", n_iter=3,
+                                           return_info=True)
+    assert (info.method, info.passes) == ("randomized", 8)
+
+
+def test_adaptive_chunked_products_and_float32_accuracy(monkeypatch):
+    monkeypatch.setattr(sv, "_MATVEC_CHUNK_ELEMENTS", 64)  # a^T u over many row chunks
+    a = relu_features(3000, 48, seed=7)
+    ref = svd_left(a.astype(np.float64), 1)[:, 0]
+    assert abs_cos(sv.pvector(a, tol=1e-6), ref) >= 1 - 1e-9
+
+
+def test_adaptive_sign_convention_and_determinism():
+    a = hard_synthetic(500, 40, seed=8)
+    p, q = sv.pvector(a), sv.pvector(-a)
+    np.testing.assert_allclose(p, q, atol=1e-10)
+    assert p[np.argmax(np.abs(p))] > 0
+    np.testing.assert_array_equal(sv.pvector(a, seed=3), sv.pvector(a, seed=3))
+
+
+def test_adaptive_exact_breakdown_and_tiny_shapes():
+    rng = np.random.default_rng(9)
+    x, y = rng.standard_normal(30), rng.standard_normal(6)
+    p, info = sv.pvector(np.outer(x, y), return_info=True)  # rank 1: the Krylov space is invariant at once
+    assert abs_cos(p, x) >= 1 - 1e-12 and info.converged
+    for a in (rng.standard_normal((7, 1)), rng.standard_normal((1, 7)), rng.standard_normal((3, 3))):
+        assert abs_cos(sv.pvector(a), svd_left(a, 1)[:, 0]) >= 1 - 1e-10
+
+
+def test_adaptive_degenerate_input():
+    with pytest.warns(DegenerateInputWarning, match="all zero"):
+        p, info = sv.pvector(np.zeros((20, 5)), return_info=True)
+    assert np.isnan(p).all() and info.fell_back  # a^T u_1 = 0: the exact solver decides
+    with pytest.warns(DegenerateInputWarning, match="all zero"):
+        assert np.isnan(sv.pvector(np.ones((20, 5)), center=True)).all()
+    a = gapped(30, 6, seed=12)
+    a[4, 2] = np.nan
+    with pytest.warns(DegenerateInputWarning, match="NaN or inf"):
+        assert np.isnan(sv.pvector(a)).all()
+    a[4, 2] = np.inf
+    with pytest.warns(DegenerateInputWarning, match="NaN or inf"):
+        assert np.isnan(sv.pvector(a, center=True)).all()
+
+
+def test_adaptive_bad_arguments_name_the_argument():
+    a = np.ones((10, 4))
+    with pytest.raises(MeasureError, match="k=2"):
+        sv.top_left_singular_vectors(a, 2, method="adaptive")
+    with pytest.raises(MeasureError, match="start"):
+        sv.pvector(a, method="exact", start=np.ones(10))
+    with pytest.raises(DataError, match=r"start.*length n = 10"):
+        sv.pvector(a, start=np.ones(4))
+    with pytest.raises(DataError, match="start"):
+        sv.pvector(a, start=np.full(10, np.nan))
+    for bad in (0, 1.0, -1e-3, True):
+        with pytest.raises(MeasureError, match="tol"):
+            sv.pvector(a, tol=bad)
+    with pytest.raises(MeasureError, match="max_passes"):
+        sv.pvector(a, max_passes=0)
 
 
 # ---------------------------------------------------------------------------------------------
