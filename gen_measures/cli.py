@@ -116,7 +116,7 @@ def cmd_make_zoo(args: argparse.Namespace) -> int:
     from gen_measures.io.zoo import make_zoo
 
     t0 = time.perf_counter()
-    tasks = make_zoo(args.out, preset=args.preset, seed=args.seed, progress=Progress("training"))
+    tasks = make_zoo(args.out, preset=args.preset, seed=args.seed, progress=Progress("training"), track=args.track)
     print(f"wrote {len(tasks)} task(s) to {args.out} in {time.perf_counter() - t0:.0f} s: " + ", ".join(t.name for t in tasks))
     return 0
 
@@ -154,7 +154,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         result = run(paths, measures=[s.name for s in specs], output=args.output, fuse=args.fuse,
                      sample_size=args.sample_size, seed=args.seed, batch_size=args.batch_size, workers=args.workers,
                      model_timeout=args.model_timeout or None, fresh=args.fresh, retry_failed=args.retry_failed,
-                     dask_scheduler=args.dask_scheduler, progress=not args.quiet)
+                     dask_scheduler=args.dask_scheduler, progress=not args.quiet, report=args.report)
     except KeyboardInterrupt:
         return _interrupted(args.output)
     return _print_run(result, args)
@@ -168,7 +168,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     try:
         result = ingest(args.submission, paths, output=args.output, seed=args.seed, workers=args.workers,
                         model_timeout=args.model_timeout or None, fresh=args.fresh, retry_failed=args.retry_failed,
-                        dask_scheduler=args.dask_scheduler, progress=not args.quiet)
+                        dask_scheduler=args.dask_scheduler, progress=not args.quiet, report=args.report)
     except KeyboardInterrupt:
         return _interrupted(args.output)
     if not args.quiet:
@@ -202,6 +202,15 @@ def cmd_export(args: argparse.Namespace) -> int:
     return _print_run(result, args)
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    _quiet_tensorflow()
+    from gen_measures.pipeline import report
+
+    path = report(args.run_dir, args.output, progress=not args.quiet)
+    print(f"wrote {path}")
+    return 0
+
+
 def _say(args: argparse.Namespace, text: str) -> None:
     if not getattr(args, "quiet", False):
         print(text, file=sys.stderr)
@@ -223,6 +232,9 @@ def _print_run(result, args: argparse.Namespace) -> int:
               + (f" in {st.seconds:.0f} s" if st.computed else ""))
     print(f"wrote {result.output / 'results.csv'} and {result.output / 'predictions'}/<measure>/<task>.predict "
           f"(store: {result.output / 'results.sqlite'})")
+    for path in result.files:
+        if path.suffix == ".html":
+            print(f"wrote the report {path}")
     return _report_failures(result.results)
 
 
@@ -268,6 +280,8 @@ def _add_runner_options(p: argparse.ArgumentParser, workers_help: str) -> None:
     p.add_argument("--retry-failed", action="store_true", help="also recompute stored results whose status is error (timeouts always are)")
     p.add_argument("--dask-scheduler", metavar="ADDRESS", default=None,
                    help="compute on an existing dask.distributed cluster (e.g. tcp://host:8786; needs pip install -e '.[dask]')")
+    p.add_argument("--report", nargs="?", const=True, default=False, metavar="HTML",
+                   help="at the end, write the HTML report (default path: OUTPUT/report.html; see `gen-measures report`)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -291,6 +305,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("out", help="output folder (one sub-folder per task)")
     p.add_argument("--preset", default="sample", help="sample (bundled zoo), bench (96 models/task) or tiny (tests); default sample")
     p.add_argument("--seed", type=int, default=0, help="base seed (default 0)")
+    p.add_argument("--track", action="store_true",
+                   help="record each model's training curves (P-vector angles, layer saturation) in model_<id>/training_curves.csv")
     p.set_defaults(func=cmd_make_zoo)
 
     p = sub.add_parser("run", help="compute measures for every model; write predictions and results.csv")
@@ -346,6 +362,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-rows", type=int, default=80, help="rows of the value table printed (default 80)")
     p.add_argument("--quiet", "-q", action="store_true", help="print less")
     p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("report", help="write a self-contained HTML report (scores and figures) of a run's output folder",
+                       description="One HTML file, figures embedded (opens from disk, needs no network): per task the "
+                                   "score table, each measure against the gap, robust sign-error by hyperparameter, "
+                                   "layer-wise curves, P-vector angles and, for zoos made with make-zoo --track, "
+                                   "the training curves.")
+    p.add_argument("run_dir", nargs="?", default=DEFAULT_OUTPUT,
+                   help=f"output folder of `run` or `ingest` (holding results.sqlite; default {DEFAULT_OUTPUT}/)")
+    p.add_argument("--output", "-o", default=None, metavar="HTML", help="the file to write (default RUN_DIR/report.html)")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("score", help="score predictions like the official PGDL program (plus more metrics)")
     p.add_argument("reference_dir", help="folder with reference_data/<task>/model_configs.json or <task>/model_configs.json")

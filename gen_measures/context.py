@@ -39,11 +39,55 @@ def _is_kernel(variable) -> bool:
     return "kernel" in name.split("/")[-1]
 
 
-def task_sample(task, sample_size: int | None, seed: int = DEFAULT_SEED) -> tuple[np.ndarray, np.ndarray]:
+def kernel_layer_indices(model) -> list[int]:
+    """Indices (in ``model.layers``) of the layers with a kernel: Dense and Conv, in order."""
+    return [i for i, layer in enumerate(model.layers) if any(_is_kernel(v) for v in layer.weights)]
+
+
+def classifier_layer_index(model, label: str = "model") -> int:
+    """Index of the classifier, the last layer with a kernel (:data:`FEATURE_LAYER_RULE`).
+
+    Raises :class:`NotApplicableError` (naming ``label``) when the model has no Dense or Conv layer.
+    """
+    indices = kernel_layer_indices(model)
+    if not indices:
+        raise NotApplicableError(f"{label}: the model has no Dense or Conv layer")
+    return indices[-1]
+
+
+def pooled_features(classifier_input: np.ndarray) -> np.ndarray:
+    """Penultimate features from a batch of the classifier's input (:data:`FEATURE_LAYER_RULE`).
+
+    A spatial input ``(m, ..., C)`` is averaged over its positions to ``(m, C)``; a flat
+    ``(m, d)`` input is returned unchanged.
+    """
+    f = np.asarray(classifier_input)
+    return f.mean(axis=tuple(range(1, f.ndim - 1))) if f.ndim > 2 else f
+
+
+def layer_output_model(model, outputs: list, label: str = "model") -> Any:
+    """A Keras model from ``model``'s input to ``outputs`` (symbolic tensors of its layers).
+
+    Raises :class:`MeasureError` (naming ``label``) when the model has no symbolic graph
+    (e.g. a subclassed model, or a ``Sequential`` built without ``keras.Input``).
+    """
+    import keras
+
+    try:
+        return keras.Model(inputs=model.inputs[0], outputs=outputs)
+    except (AttributeError, ValueError, TypeError, IndexError) as exc:
+        raise MeasureError(
+            f"{label}: cannot read intermediate layers of this model ({exc}); build it with keras.Input"
+        ) from None
+
+
+def task_sample(task, sample_size: int | None, seed: int = DEFAULT_SEED, *, return_size: bool = False) -> tuple:
     """The task's training sample ``(x, y)``: seeded, class-stratified, the same for every model.
 
     The labels are read first (the inputs are not decoded), the indices chosen by
     :func:`gen_measures.sampling.stratified_sample_indices`, then only those examples decoded.
+    ``return_size=True`` gives ``(x, y, n_train)``, ``n_train`` the number of examples of the
+    whole training split (known from the labels at no extra cost).
     """
     from gen_measures.io.tfrecords import read_labels, read_split
     from gen_measures.sampling import stratified_sample_indices
@@ -52,7 +96,7 @@ def task_sample(task, sample_size: int | None, seed: int = DEFAULT_SEED) -> tupl
     labels, sizes = read_labels(split, shard_sizes=True)
     idx = stratified_sample_indices(labels, sample_size, seed)
     chosen = read_split(split, idx, shard_sizes=sizes)
-    return chosen.x, chosen.y
+    return (chosen.x, chosen.y, int(len(labels))) if return_size else (chosen.x, chosen.y)
 
 
 def release_keras_state() -> None:
@@ -104,6 +148,8 @@ class ModelContext:
         ``model.output_shape[-1]``). Not the labels' ``max + 1``
         (:func:`gen_measures.numerics.classification.label_class_count`, a dataset's count): a
         sample may lack classes the model predicts.
+    n_train : number of examples of the whole training set, the ``m`` of generalization bounds
+        (default: the sample's size, i.e. the sample is the training set).
     """
 
     def __init__(
@@ -119,6 +165,7 @@ class ModelContext:
         batch_size: int = DEFAULT_BATCH_SIZE,
         task_cache: dict[str, Any] | None = None,
         n_classes: int | None = None,
+        n_train: int | None = None,
     ) -> None:
         self.model = model
         self.x = np.asarray(x, dtype=np.float32)
@@ -131,6 +178,9 @@ class ModelContext:
         self.batch_size = int(batch_size)
         self.task_cache: dict[str, Any] = task_cache if task_cache is not None else {}
         self.n_classes = int(n_classes) if n_classes is not None else int(model.output_shape[-1])
+        self.n_train = int(n_train) if n_train is not None else int(self.y.shape[0])
+        if self.n_train < self.y.shape[0]:
+            raise DataError(f"{self.label}: n_train={self.n_train} is smaller than the sample ({self.y.shape[0]} examples)")
         if self.y.size and (self.y.min() < 0 or self.y.max() >= self.n_classes):
             raise DataError(f"{self.label}: training labels span [{int(self.y.min())}, {int(self.y.max())}] but the model "
                             f"has {self.n_classes} outputs (labels must be 0 .. {self.n_classes - 1})")
@@ -283,14 +333,11 @@ class ModelContext:
     # -- layers ----------------------------------------------------------------------------------
     def weighted_layer_indices(self) -> list[int]:
         """Indices (in ``model.layers``) of the layers with a kernel: Dense and Conv, in order."""
-        return [i for i, layer in enumerate(self.model.layers) if any(_is_kernel(v) for v in layer.weights)]
+        return kernel_layer_indices(self.model)
 
     def classifier_index(self) -> int:
         """Index of the classifier: the last layer with a kernel (see :data:`FEATURE_LAYER_RULE`)."""
-        indices = self.weighted_layer_indices()
-        if not indices:
-            raise NotApplicableError(f"{self.label}: the model has no Dense or Conv layer")
-        return indices[-1]
+        return classifier_layer_index(self.model, self.label)
 
     def _compiled(self, key: str, build: Any) -> Any:
         """A cached :class:`_LazyCompiled` runner of ``build()`` (a Keras model), inference mode."""
@@ -300,14 +347,7 @@ class ModelContext:
         return self._cache[cache_key]
 
     def _extractor(self, outputs: list) -> Any:
-        import keras
-
-        try:
-            return keras.Model(inputs=self.model.inputs[0], outputs=outputs)
-        except (AttributeError, ValueError, TypeError, IndexError) as exc:
-            raise MeasureError(
-                f"{self.label}: cannot read intermediate layers of this model ({exc}); build it with keras.Input"
-            ) from None
+        return layer_output_model(self.model, outputs, self.label)
 
     def _batches(self, x: np.ndarray):
         for start in range(0, x.shape[0], self.batch_size):
@@ -323,8 +363,7 @@ class ModelContext:
         feats, logits = [], []
         for sl in self._batches(self.x):
             f, out = extractor(self.x[sl])
-            f = np.asarray(f)
-            feats.append(f.mean(axis=tuple(range(1, f.ndim - 1))) if f.ndim > 2 else f)
+            feats.append(pooled_features(f))
             logits.append(np.asarray(out))
         self._cache["features"] = np.concatenate(feats).astype(np.float32, copy=False)
         self._cache.setdefault("logits", np.concatenate(logits))

@@ -20,6 +20,7 @@ from typing import Any
 import pandas as pd
 
 from gen_measures.context import DEFAULT_BATCH_SIZE
+from gen_measures.errors import GenMeasuresError
 from gen_measures.registry import MeasureSpec, resolve_measures
 from gen_measures.runner.compute import DEFAULT_MODEL_TIMEOUT
 from gen_measures.sampling import DEFAULT_SAMPLE_SIZE, DEFAULT_SEED
@@ -132,6 +133,7 @@ def run(
     dask_scheduler: str | None = None,
     progress: Any = False,
     score: bool = True,
+    report: bool | str | Path = False,
 ) -> RunResult:
     """Measure every model of the tasks under ``paths``, fuse, write the outputs and score.
 
@@ -147,6 +149,8 @@ def run(
     sample_size, seed, batch_size, workers, model_timeout, fresh, retry_failed, dask_scheduler,
     progress : see :func:`gen_measures.runner.compute`.
     score : score the measures on tasks with reference metrics.
+    report : also write the HTML report (:mod:`gen_measures.html_report`): ``True`` for
+        ``output/report.html``, or a path; its path is appended to ``RunResult.files``.
     """
     from gen_measures.io.pgdl import discover_tasks
     from gen_measures.runner import RunStats, compute
@@ -163,7 +167,7 @@ def run(
                       batch_size=batch_size, workers=workers, output=output, model_timeout=model_timeout, fresh=fresh,
                       retry_failed=retry_failed, dask_scheduler=dask_scheduler, progress=progress, stats=stats,
                       run_info={"fuse": fuse_names})
-    return _finish(tasks, specs, results, output, fuse_names, seed, score, stats)
+    return _with_report(_finish(tasks, specs, results, fuse_names, seed, stats, output, score), report)
 
 
 def ingest(
@@ -179,12 +183,13 @@ def ingest(
     dask_scheduler: str | None = None,
     progress: Any = False,
     score: bool = True,
+    report: bool | str | Path = False,
 ) -> RunResult:
     """Run an unmodified PGDL submission folder over the tasks under ``paths`` (see :mod:`gen_measures.submissions.ingest`).
 
     Same store, resume, budgets and workers as :func:`run`; writes ``results.csv``,
     ``predictions/<submission>/<task>.predict`` and, as the organizers' ingestion program did,
-    ``<output>/<task>.predict``; scores the tasks with reference metrics.
+    ``<output>/<task>.predict``; scores the tasks with reference metrics; ``report`` as in :func:`run`.
     """
     import shutil
 
@@ -202,11 +207,25 @@ def ingest(
                       model_timeout=model_timeout, fresh=fresh, retry_failed=retry_failed, dask_scheduler=dask_scheduler,
                       progress=progress, stats=stats, submissions={spec.name: spec.func.submission_dir},
                       run_info={"fuse": []})
-    result = _finish(tasks, [spec], results, output, [], seed, score, stats)
+    result = _finish(tasks, [spec], results, [], seed, stats, output, score)
     for task in tasks:
         made = Path(output) / "predictions" / spec.name / f"{task.name}.predict"
         if made.is_file():
             shutil.copyfile(made, Path(output) / f"{task.name}.predict")
+    return _with_report(result, report)
+
+
+def _with_report(result: RunResult, report: bool | str | Path) -> RunResult:
+    """``result`` after writing its HTML report when ``report`` asks for one."""
+    if report is False or report is None:
+        return result
+    from gen_measures.html_report import REPORT_NAME, write_report
+
+    if report is True:
+        if result.output is None:
+            raise GenMeasuresError("report=True needs an output folder; pass a path for the report instead")
+        report = result.output / REPORT_NAME
+    result.files.append(write_report(result, report))
     return result
 
 
@@ -216,6 +235,31 @@ def export(output: str | Path = DEFAULT_OUTPUT, *, score: bool = True) -> RunRes
     The rows are those the newest run asked for (its tasks, measures, sample size and seed);
     its fusion presets are recomputed and the tasks with reference metrics scored.
     """
+    return _finish(*_stored_run(output), output, score)
+
+
+def load(output: str | Path = DEFAULT_OUTPUT, *, score: bool = True) -> RunResult:
+    """The newest run stored in ``output`` as a :class:`RunResult`, without writing anything.
+
+    As :func:`export` (same rows, fusion and scores), for reports and notebooks.
+    """
+    result = _finish(*_stored_run(output), None, score)
+    result.output = Path(output)
+    return result
+
+
+def report(output: str | Path = DEFAULT_OUTPUT, path: str | Path | None = None, *, progress: bool = False) -> Path:
+    """Write the HTML report of the run stored in ``output`` (default ``output/report.html``); returns its path.
+
+    See :mod:`gen_measures.html_report` for what it shows.
+    """
+    from gen_measures.html_report import REPORT_NAME, write_report
+
+    return write_report(load(output), Path(output) / REPORT_NAME if path is None else path, progress=progress)
+
+
+def _stored_run(output: str | Path):
+    """``(tasks, specs, results, fuse, seed, stats)`` of the newest run in ``output``'s store."""
     from gen_measures.io.pgdl import open_task
     from gen_measures.registry import get_measure, load_plugin_file
     from gen_measures.runner import RunStats, read_results
@@ -239,7 +283,7 @@ def export(output: str | Path = DEFAULT_OUTPUT, *, score: bool = True) -> RunRes
     specs = [get_measure(m) for m in params["measures"]]
     results = read_results(output)
     stats = RunStats(total=len(results), reused=len(results), output=Path(output))
-    return _finish(tasks, specs, results, output, params.get("fuse", []), int(params["seed"]), score, stats)
+    return tasks, specs, results, params.get("fuse", []), int(params["seed"]), stats
 
 
 def check_presets(fuse: str | Iterable[str] | None) -> list[str]:
@@ -261,11 +305,11 @@ def _preset_names(fuse: str | Iterable[str] | None) -> list[str]:
     return [p.strip() for p in (fuse or []) if p.strip()]
 
 
-def _finish(tasks, specs, results, output, fuse_names, seed, score, stats) -> RunResult:
+def _finish(tasks, specs, results, fuse_names, seed, stats, output, score) -> RunResult:
     """Fuse, rewrite the derived files from ``results`` and score."""
     import shutil
 
-    from gen_measures.io.results import PREDICTIONS_DIR, write_predictions, write_results_csv
+    from gen_measures.io.results import PREDICTIONS_DIR, write_layer_values, write_predictions, write_results_csv
 
     directions = {s.name: s.direction for s in specs}
     fused = fuse_presets(results, fuse_names, directions, seed)
@@ -278,6 +322,7 @@ def _finish(tasks, specs, results, output, fuse_names, seed, score, stats) -> Ru
         # derived files describe this run only: a measure with no value now has no .predict file
         shutil.rmtree(out / PREDICTIONS_DIR, ignore_errors=True)
         files.append(write_results_csv(results, out))
+        files.extend(p for p in [write_layer_values(results, out)] if p is not None)
         files.extend(write_predictions(combined, out))
     scores = score_run(combined, tasks, directions) if score else pd.DataFrame()
     return RunResult(tasks=tasks, specs=specs, results=results, fused=fused, scores=scores, output=out, files=files,

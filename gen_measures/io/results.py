@@ -1,4 +1,5 @@
-"""The one place that writes run results: ``results.csv`` and competition ``.predict`` files.
+"""The one place that writes run results: ``results.csv``, ``layer_values.csv`` and competition
+``.predict`` files; and the tidy views of the results' details.
 
 Pure Python + pandas (no TensorFlow).
 """
@@ -12,7 +13,12 @@ import pandas as pd
 from scoring.files import write_predict
 
 RESULTS_NAME = "results.csv"
+LAYER_VALUES_NAME = "layer_values.csv"
 PREDICTIONS_DIR = "predictions"
+#: Columns of :func:`layer_values` (``depth``: 0-based position of the layer in the model's order).
+LAYER_COLUMNS = ["task", "model", "measure", "layer", "depth", "value"]
+#: Columns of :func:`topk_angle_values`.
+TOPK_COLUMNS = ["task", "model", "k", "value"]
 
 
 def write_results_csv(results: pd.DataFrame, output_dir: str | Path) -> Path:
@@ -39,3 +45,52 @@ def write_predictions(results: pd.DataFrame, output_dir: str | Path) -> list[Pat
         path = output_dir / PREDICTIONS_DIR / str(measure) / f"{task}.predict"
         written.append(write_predict(path, {str(m): float(v) for m, v in zip(group["model"], group["value"])}))
     return written
+
+
+def layer_values(results: pd.DataFrame) -> pd.DataFrame:
+    """Per-layer values as a tidy frame (columns :data:`LAYER_COLUMNS`).
+
+    Read from ``details["per_layer"]`` (``{layer name: value}`` in depth order) of every row of
+    ``results`` that has one (``saturation``, ``compression``, ``discrimination`` and any measure
+    that follows the convention); rows without it contribute nothing. ``results`` is a frame of
+    :func:`gen_measures.runner.read_results` (it must have a ``details`` column).
+    """
+    rows = []
+    if "details" in results:
+        for task, model, measure, details in zip(results["task"], results["model"], results["measure"], results["details"]):
+            per_layer = details.get("per_layer") if isinstance(details, dict) else None
+            if isinstance(per_layer, dict):
+                rows += [(task, str(model), measure, str(layer), depth, _number(v))
+                         for depth, (layer, v) in enumerate(per_layer.items())]
+    return pd.DataFrame(rows, columns=LAYER_COLUMNS)
+
+
+def topk_angle_values(results: pd.DataFrame) -> pd.DataFrame:
+    """The ``pvector_angle`` rows' ``details["topk_angles"]`` as a tidy frame (columns :data:`TOPK_COLUMNS`)."""
+    rows = []
+    if "details" in results:
+        sel = results[results["measure"] == "pvector_angle"]
+        for task, model, details in zip(sel["task"], sel["model"], sel["details"]):
+            angles = details.get("topk_angles") if isinstance(details, dict) else None
+            if isinstance(angles, list):
+                rows += [(task, str(model), k, _number(v)) for k, v in enumerate(angles, start=1)]
+    return pd.DataFrame(rows, columns=TOPK_COLUMNS)
+
+
+def write_layer_values(results: pd.DataFrame, output_dir: str | Path) -> Path | None:
+    """Write ``layer_values.csv`` (:func:`layer_values`); nothing (``None``) when no row has per-layer values."""
+    frame = layer_values(results)
+    path = Path(output_dir) / LAYER_VALUES_NAME
+    if not len(frame):
+        path.unlink(missing_ok=True)
+        return None
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(path, index=False, float_format="%.17g")
+    return path
+
+
+def _number(v) -> float:
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return float("nan")

@@ -14,6 +14,15 @@ Presets (:data:`PRESETS`):
     the classes, global average pooling, no Dense layer) on generated 16x16 RGB images.
 * ``bench`` — the same families on larger grids (96 models per task) for benchmarks.
 * ``tiny`` — 4 small models of each family, for tests.
+
+With ``track=True`` (``gen-measures make-zoo --track``) every model is trained with the
+:class:`~gen_measures.callbacks.FeatureConvergence` callback on a fixed sample of its task's
+training set (:data:`TRACK_SAMPLE_SIZE` examples, class-stratified, chosen by
+:func:`gen_measures.sampling.stratified_sample_indices` with the zoo's seed: a numpy generator
+of its own, never the training RNG), and its curves are written to
+``model_<id>/training_curves.csv`` (wide: ``epoch`` + one column per curve; format and reader in
+:mod:`gen_measures.io.training_curves`, :func:`read_training_curves`). The callback only runs
+inference, so the trained weights are bit for bit those of a zoo made without ``--track``.
 """
 
 from __future__ import annotations
@@ -29,10 +38,19 @@ from typing import Any
 import numpy as np
 
 from gen_measures.errors import GenMeasuresError
+from gen_measures.io.training_curves import TRAINING_CURVES_FILE, read_training_curves
 from gen_measures.numerics.classification import accuracy, label_class_count
 from scoring.model_configs import ModelConfigs
 
+__all__ = [
+    "PRESETS", "TRACK_SAMPLE_SIZE", "TaskRecipe", "digits_data", "gap_statistics", "make_task", "make_zoo",
+    "nin_layers", "read_training_curves", "shapes_data", "vgg_layers", "write_zoo_readme",
+]
+
 log = logging.getLogger(__name__)
+
+#: Examples of the training set the ``--track`` callback follows (at most; fewer if the set is smaller).
+TRACK_SAMPLE_SIZE = 500
 
 
 # --------------------------------------------------------------------------- data sets
@@ -220,7 +238,8 @@ PRESETS: dict[str, list[TaskRecipe]] = {
 
 
 # --------------------------------------------------------------------------- training
-def _train_one(recipe: TaskRecipe, cell: dict[str, Any], train, test, n_classes: int, seed: int):
+def _train_one(recipe: TaskRecipe, cell: dict[str, Any], train, test, n_classes: int, seed: int, track_x=None):
+    """Train one model; with ``track_x`` (a sample of inputs), also return its FeatureConvergence callback."""
     import keras
 
     from gen_measures.io.keras_models import build_model
@@ -237,17 +256,27 @@ def _train_one(recipe: TaskRecipe, cell: dict[str, Any], train, test, n_classes:
     )
     loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
     model.compile(optimizer=optimizer, loss=loss, metrics=["accuracy"])
-    model.fit(train.x, train.y, batch_size=cell["batch_size"], epochs=recipe.epochs, shuffle=True, verbose=0)
+    callbacks = []
+    if track_x is not None:
+        from gen_measures.callbacks import FeatureConvergence
+
+        callbacks.append(FeatureConvergence(track_x))
+    model.fit(train.x, train.y, batch_size=cell["batch_size"], epochs=recipe.epochs, shuffle=True, verbose=0,
+              callbacks=callbacks)
     metrics = {}
     for split, data in (("train", train), ("test", test)):
         logits = np.concatenate([np.asarray(model(data.x[i : i + 512], training=False)) for i in range(0, len(data), 512)])
         metrics[f"{split}_acc"] = accuracy(logits, data.y)
         metrics[f"{split}_loss"] = float(np.mean(loss(data.y, logits)))
-    return layers, model, initial, metrics
+    return layers, model, initial, metrics, (callbacks[0] if callbacks else None)
 
 
-def make_task(recipe: TaskRecipe, out_dir: str | Path, seed: int = 0, progress: Callable[[int, int, str], None] | None = None) -> Path:
-    """Train every model of ``recipe`` and write the task to ``out_dir/<recipe.name>``."""
+def make_task(recipe: TaskRecipe, out_dir: str | Path, seed: int = 0, progress: Callable[[int, int, str], None] | None = None,
+              track: bool = False) -> Path:
+    """Train every model of ``recipe`` and write the task to ``out_dir/<recipe.name>``.
+
+    ``track=True``: also write each model's ``training_curves.csv`` (see the module docstring).
+    """
     import keras
     import tensorflow as tf
 
@@ -260,14 +289,21 @@ def make_task(recipe: TaskRecipe, out_dir: str | Path, seed: int = 0, progress: 
     n_classes = label_class_count(train.y, test.y)  # the data's classes set the models' output width
     write_split(task_dir / "dataset_1" / "train", train, recipe.n_shards)
     write_split(task_dir / "dataset_1" / "test", test, recipe.n_shards)
+    track_x = None
+    if track:
+        from gen_measures.sampling import stratified_sample_indices
+
+        track_x = train.x[stratified_sample_indices(train.y, TRACK_SAMPLE_SIZE, seed)]
     hparams: dict[str, dict[str, Any]] = {}
     metrics: dict[str, dict[str, float]] = {}
     cells = recipe.cells()
     for i, cell in enumerate(cells):
         if progress is not None:
             progress(i, len(cells), f"{recipe.name}/model_{i}")
-        layers, model, initial, m = _train_one(recipe, cell, train, test, n_classes, seed * 100003 + i)
-        write_model(task_dir, str(i), layers, train.x.shape[1:], model, initial)
+        layers, model, initial, m, curves = _train_one(recipe, cell, train, test, n_classes, seed * 100003 + i, track_x)
+        folder = write_model(task_dir, str(i), layers, train.x.shape[1:], model, initial)
+        if curves is not None:
+            curves.write_csv(folder / TRAINING_CURVES_FILE)
         hparams[str(i)], metrics[str(i)] = dict(cell), m
         log.info("%s/model_%d %s train_acc=%.3f test_acc=%.3f", recipe.name, i, cell, m["train_acc"], m["test_acc"])
         keras.backend.clear_session()
@@ -277,8 +313,11 @@ def make_task(recipe: TaskRecipe, out_dir: str | Path, seed: int = 0, progress: 
     return task_dir
 
 
-def make_zoo(out_dir: str | Path, preset: str = "sample", seed: int = 0, progress=None) -> list[Path]:
-    """Make every task of ``preset`` under ``out_dir`` and its ``README.md``; returns the task folders."""
+def make_zoo(out_dir: str | Path, preset: str = "sample", seed: int = 0, progress=None, track: bool = False) -> list[Path]:
+    """Make every task of ``preset`` under ``out_dir`` and its ``README.md``; returns the task folders.
+
+    ``track=True``: also record each model's training curves (``model_<id>/training_curves.csv``).
+    """
     import time
 
     if preset not in PRESETS:
@@ -287,8 +326,8 @@ def make_zoo(out_dir: str | Path, preset: str = "sample", seed: int = 0, progres
     if out_dir.exists() and not out_dir.is_dir():
         raise GenMeasuresError(f"make-zoo: {out_dir} is a file; give a folder")
     t0 = time.perf_counter()
-    tasks = [make_task(recipe, out_dir, seed, progress) for recipe in PRESETS[preset]]
-    write_zoo_readme(out_dir, preset, seed, time.perf_counter() - t0)
+    tasks = [make_task(recipe, out_dir, seed, progress, track) for recipe in PRESETS[preset]]
+    write_zoo_readme(out_dir, preset, seed, time.perf_counter() - t0, track)
     return tasks
 
 
@@ -300,7 +339,7 @@ def gap_statistics(task_dir: str | Path) -> dict[str, float]:
     return {"min": float(gaps.min()), "median": float(gaps.median()), "max": float(gaps.max())}
 
 
-def write_zoo_readme(out_dir: str | Path, preset: str, seed: int, seconds: float) -> Path:
+def write_zoo_readme(out_dir: str | Path, preset: str, seed: int, seconds: float, track: bool = False) -> Path:
     """Describe a generated zoo: per task, data, architecture, grid and gap statistics."""
     from scoring.model_configs import read_model_configs
 
@@ -316,7 +355,7 @@ def write_zoo_readme(out_dir: str | Path, preset: str, seed: int, seconds: float
         f"{seconds / 60:.1f} min on this machine):",
         "",
         "```bash",
-        f"gen-measures make-zoo {out_dir.name} --preset {preset} --seed {seed}",
+        f"gen-measures make-zoo {out_dir.name} --preset {preset} --seed {seed}" + (" --track" if track else ""),
         "```",
         "",
         "| task | data | models | hyperparameter grid | gap min | gap median | gap max |",
@@ -340,6 +379,15 @@ def write_zoo_readme(out_dir: str | Path, preset: str, seed: int, seconds: float
         "average pooling, no Dense layer).",
         "",
     ]
+    if track:
+        lines += [
+            f"Training curves: `<task>/model_<id>/{TRAINING_CURVES_FILE}`, one row per epoch (`epoch` = epochs",
+            "completed) and one column per curve: `pvector_angle_to_data`, `pvector_angle_to_previous`,",
+            "`pvector_angle_to_final` (degrees) and `saturation/<layer>`, recorded by",
+            f"`gen_measures.callbacks.FeatureConvergence` on {TRACK_SAMPLE_SIZE} training examples (stratified, seeded).",
+            "Read them with `gen_measures.io.training_curves.read_training_curves(task_dir)`.",
+            "",
+        ]
     path = out_dir / "README.md"
     path.write_text("\n".join(lines))
     return path

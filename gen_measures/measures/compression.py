@@ -26,7 +26,7 @@ arXiv:2311.02960; repository Heimine/PNC_DLN.
 from __future__ import annotations
 
 from gen_measures.numerics.scatter import ClassScatterAccumulator
-from gen_measures.registry import LARGER_GAP, SMALLER_GAP, register_measure
+from gen_measures.registry import LARGER_GAP, SMALLER_GAP, MeasureResult, register_measure
 
 REFERENCE = (
     "Wang et al. 2023, 'Understanding deep representation learning via layerwise feature compression "
@@ -54,13 +54,27 @@ def layer_curves(ctx, *, center: bool = False) -> dict[str, dict[str, float]]:
     return curves
 
 
+def _with_curve(ctx, quantity: str) -> MeasureResult:
+    """The penultimate value of ``quantity`` with the layer-wise curve as ``details["per_layer"]``."""
+    curves = ctx.memo("layer_curves", lambda: layer_curves(ctx))
+    return MeasureResult(curves["penultimate"][quantity], {"per_layer": {k: v[quantity] for k, v in curves.items()}})
+
+
 @register_measure("compression", direction=LARGER_GAP, needs=("data",), reference=REFERENCE)
-def compression(ctx) -> float:
-    """Tr(within-class scatter) / Tr(between-class scatter) of the penultimate features."""
-    return _penultimate_scatter(ctx).compression()
+def compression(ctx) -> MeasureResult:
+    """Tr(within-class scatter) / Tr(between-class scatter) of the penultimate features.
+
+    ``details["per_layer"]``: the same ratio for every Dense/Conv output except the logits, then
+    the penultimate features, in depth order (the paper's curve against depth).
+    """
+    return _with_curve(ctx, "compression")
 
 
 @register_measure("discrimination", direction=SMALLER_GAP, needs=("data",), reference=REFERENCE)
-def discrimination(ctx) -> float:
-    """1 - the largest cosine between two (uncentred) class means of the penultimate features."""
-    return _penultimate_scatter(ctx).discrimination()
+def discrimination(ctx) -> MeasureResult:
+    """1 - the largest cosine between two (uncentred) class means of the penultimate features.
+
+    ``details["per_layer"]``: the same quantity for every Dense/Conv output except the logits,
+    then the penultimate features, in depth order.
+    """
+    return _with_curve(ctx, "discrimination")

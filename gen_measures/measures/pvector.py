@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 from gen_measures.numerics.singular_vectors import angle_between, pvector, subspace_angles_deg, top_left_singular_vectors
-from gen_measures.registry import LARGER_GAP, register_measure
+from gen_measures.registry import LARGER_GAP, MeasureResult, register_measure
 
 REFERENCE = (
     "Seed paper 'Empirical studies on the convergence of feature spaces' (P-vector); "
@@ -61,8 +61,29 @@ def data_pvector(ctx, *, center: bool = False, method: str = "auto") -> np.ndarr
     )
 
 
+#: Subspace sizes of the ``topk_angles`` detail of :func:`pvector_angle`.
+TOPK = 5
+
+
+def topk_angles_deg(ctx, k_max: int = TOPK) -> list[float]:
+    """For ``k = 1..k_max``: the largest principal angle (degrees) between the top-``k`` left
+    singular subspaces of the penultimate features and of the data (exact solver; the data's
+    vectors are computed once per task). Stops early at the smaller rank bound ``min(n, d)``."""
+    feats = ctx.penultimate_features().reshape(ctx.n_samples, -1)
+    x = ctx.x.reshape(ctx.n_samples, -1)
+    k_max = min(k_max, *x.shape, *feats.shape)
+    ux = ctx.task_memo(("data_topk", k_max, ctx.seed, ctx.x.shape),
+                       lambda: top_left_singular_vectors(x, k_max, method="exact"))
+    uf = top_left_singular_vectors(feats, k_max, method="exact")
+    return [float(np.max(subspace_angles_deg(ux[:, :k], uf[:, :k]))) for k in range(1, k_max + 1)]
+
+
 @register_measure("pvector_angle", direction=LARGER_GAP, needs=("data",), reference=REFERENCE)
-def pvector_angle(ctx) -> float:
-    """Angle (degrees) between the model P-vector (penultimate features) and the data P-vector."""
+def pvector_angle(ctx) -> MeasureResult:
+    """Angle (degrees) between the model P-vector (penultimate features) and the data P-vector.
+
+    ``details["topk_angles"]``: :func:`topk_angles_deg`, the same comparison for the top-``k``
+    singular subspaces, ``k = 1..5`` (its first entry is this angle, from the exact solver).
+    """
     pf = pvector(ctx.penultimate_features(), seed=ctx.seed)
-    return angle_between(data_pvector(ctx), pf)
+    return MeasureResult(angle_between(data_pvector(ctx), pf), {"topk_angles": topk_angles_deg(ctx)})
