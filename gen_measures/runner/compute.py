@@ -24,7 +24,7 @@ from gen_measures.context import DEFAULT_BATCH_SIZE
 from gen_measures.errors import GenMeasuresError
 from gen_measures.registry import MeasureSpec, plugin_files, resolve_measures
 from gen_measures.runner.fingerprint import TaskFingerprints
-from gen_measures.runner.jobs import ModelJob, has_sample, sample_stem, write_sample
+from gen_measures.runner.jobs import ModelJob, has_sample, read_train_size, sample_stem, write_sample
 from gen_measures.runner.measure import FAILED_STATUSES, STATUS_ERROR, STATUS_TIMEOUT, ResultRow, error_text
 from gen_measures.runner.store import RESULT_COLUMNS, ResultStore, RunLock, StoredRow, sample_size_key
 from gen_measures.sampling import DEFAULT_SAMPLE_SIZE, DEFAULT_SEED
@@ -238,14 +238,14 @@ def _plan(task_list, task_paths, specs, store, folder, ss_key, sample_size, seed
                     stats.reused += 1
                     continue
                 pending.setdefault(model_id, []).append(spec)
-        sample_file = None
+        sample_file, n_train = None, None
         if any("data" in s.needs for ms in pending.values() for s in ms):
             stem = sample_stem(folder, task_path, fps.data(), ss_key, seed)
             try:
                 if not has_sample(stem):
-                    x, y = task_sample(task, sample_size, seed)
-                    write_sample(stem, x, y)
-                sample_file = str(stem)
+                    x, y, n = task_sample(task, sample_size, seed, return_size=True)
+                    write_sample(stem, x, y, n)
+                sample_file, n_train = str(stem), read_train_size(stem)
             except GenMeasuresError as exc:
                 message = f"training data of task {task.name}: {error_text(exc)}"
                 for model_id, ms in list(pending.items()):
@@ -258,7 +258,7 @@ def _plan(task_list, task_paths, specs, store, folder, ss_key, sample_size, seed
                 continue
             job = ModelJob(job_id=len(jobs), task_path=task_path, task_name=task.name, model_id=model_id,
                            measures=[s.name for s in ms], seed=seed, batch_size=batch_size,
-                           sample_file=sample_file if any("data" in s.needs for s in ms) else None,
+                           sample_file=sample_file if any("data" in s.needs for s in ms) else None, n_train=n_train,
                            reference_path=str(task.reference_path) if task.reference_path else None, plugins=plugins)
             for spec in ms:
                 keys[(job.job_id, spec.name)] = _key_of(task_path, task.name, model_id, spec, ss_key, seed,

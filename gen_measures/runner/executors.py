@@ -283,7 +283,7 @@ def _dask_run_job(job: ModelJob, sample: Any, model_timeout: float | None, threa
     if sample is not None:
         stem = Path(tempfile.gettempdir()) / "gen_measures_dask_samples" / Path(job.sample_file).name
         if not has_sample(stem):
-            write_sample(stem, *sample)
+            write_sample(stem, *sample, job.n_train)
         job.sample_file = str(stem)
     if _DASK_EXECUTOR is None:
         _DASK_EXECUTOR = ProcessExecutor(1, model_timeout, env_extra=env_extra)

@@ -27,6 +27,7 @@ class ModelJob:
     task_name, model_id : identifiers.
     measures : names of the measures to compute, in order.
     sample_file : stem of the sample's ``.npy`` pair (``None`` when no measure needs data).
+    n_train : number of examples in the task's training split (``None`` when not read).
     seed, batch_size : as in :func:`gen_measures.runner.compute`.
     plugins : plug-in files the worker must load first.
     submissions : ``{measure name: submission folder}`` of the measures that are PGDL submissions.
@@ -40,6 +41,7 @@ class ModelJob:
     seed: int
     batch_size: int
     sample_file: str | None = None
+    n_train: int | None = None
     reference_path: str | None = None
     plugins: list[str] = field(default_factory=list)
     submissions: dict[str, str] = field(default_factory=dict)
@@ -55,10 +57,11 @@ def sample_stem(folder: str | Path, task_path: str, data_fingerprint: str, sampl
     return Path(folder) / "cache" / "samples" / f"{Path(task_path).name}-{key}"
 
 
-def write_sample(stem: Path, x: np.ndarray, y: np.ndarray) -> str:
-    """Write ``stem_x.npy`` and ``stem_y.npy`` (atomically: a killed write leaves no half file)."""
+def write_sample(stem: Path, x: np.ndarray, y: np.ndarray, n_train: int) -> str:
+    """Write ``stem_x.npy``, ``stem_y.npy`` and ``stem_n.npy`` (the training split's size), each
+    atomically: a killed write leaves no half file."""
     stem.parent.mkdir(parents=True, exist_ok=True)
-    for suffix, array in (("_x.npy", x), ("_y.npy", y)):
+    for suffix, array in (("_n.npy", np.asarray([n_train], np.int64)), ("_x.npy", x), ("_y.npy", y)):
         target = stem.with_name(stem.name + suffix)
         tmp = target.with_name(target.name + ".tmp")
         with open(tmp, "wb") as fh:
@@ -68,7 +71,13 @@ def write_sample(stem: Path, x: np.ndarray, y: np.ndarray) -> str:
 
 
 def has_sample(stem: Path) -> bool:
-    return all(stem.with_name(stem.name + s).is_file() for s in ("_x.npy", "_y.npy"))
+    return all(stem.with_name(stem.name + s).is_file() for s in ("_x.npy", "_y.npy", "_n.npy"))
+
+
+def read_train_size(stem: str | Path) -> int:
+    """The training split's size written beside the sample by :func:`write_sample`."""
+    stem = Path(stem)
+    return int(np.load(stem.with_name(stem.name + "_n.npy"))[0])
 
 
 def read_sample(stem: str | Path) -> tuple[np.ndarray, np.ndarray]:

@@ -67,6 +67,7 @@ def measure_model(
     batch_size: int,
     task_cache: dict[str, Any] | None = None,
     on_start: Callable[[str], None] | None = None,
+    n_train: int | None = None,
 ) -> Iterator[ResultRow]:
     """Rows of ``specs`` on ``model_<model_id>`` of ``task``, one per measure, as they are computed.
 
@@ -83,7 +84,7 @@ def measure_model(
         on_start("(loading the model)")
     try:
         ctx = ModelContext.from_task(task, model_id, sample, load_initial=need_init, seed=seed,
-                                     batch_size=batch_size, task_cache=task_cache)
+                                     batch_size=batch_size, task_cache=task_cache, n_train=n_train)
     except Exception as exc:  # noqa: BLE001 - whatever one model's files do, the run goes on
         text = error_text(exc)
         if not isinstance(exc, (GenMeasuresError, OSError)):

@@ -56,7 +56,7 @@ class WorkerState:
         cache = self.task_caches.setdefault((job.task_path, job.sample_file, job.seed), {})
         specs = [get_measure(name) for name in job.measures]
         yield from measure_model(task, job.model_id, specs, sample, seed=job.seed, batch_size=job.batch_size,
-                                 task_cache=cache, on_start=on_start)
+                                 task_cache=cache, on_start=on_start, n_train=job.n_train)
 
 
     def _run_submissions(self, task, job, on_start):
