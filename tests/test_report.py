@@ -163,3 +163,20 @@ def test_plot_functions_return_figures_for_a_notebook(zoo_run):
         row = sc[(sc.measure == measure) & sc.metric.str.startswith("sign_error_mean_")]
         best = row.loc[row["value"].idxmax(), "metric"]
         assert best == f"sign_error_mean_{hp}"
+
+
+def test_training_curves_of_a_tracked_zoo_are_plotted(tmp_path, monkeypatch):
+    """A zoo made with make-zoo --track: the report draws its training curves instead of saying they are missing."""
+    from gen_measures.io import zoo
+    from gen_measures.io.zoo import TaskRecipe, digits_data, vgg_layers
+
+    recipe = TaskRecipe(name="digits_mini", data=lambda seed: digits_data(150, seed), architecture=vgg_layers,
+                        grid={"width": [2], "depth": [1], "dropout": [0.0, 0.3], "weight_decay": [0.0], "batch_size": [32]},
+                        epochs=3, n_shards=1)
+    monkeypatch.setitem(zoo.PRESETS, "mini", [recipe])
+    (task,) = zoo.make_zoo(tmp_path / "zoo", preset="mini", track=True)
+    result = run([task], measures=["saturation"], output=tmp_path / "out", workers=0, report=True)
+    text = (result.output / "report.html").read_text(encoding="utf-8")
+    curves = text.split("<h3>Training curves</h3>")[1]
+    assert "No training curves" not in curves
+    assert curves.count("data:image/png;base64,") == 1
