@@ -7,9 +7,11 @@ competition winners' measures. Importing this package registers them with ``fami
 * ``aithal``    augmentation_robustness (2nd place, Aithal, Kashyap & Subramanyam 2021)
 * ``lassance``  vpm, vpm_median (3rd place, Lassance et al. 2020)
 * ``spectral``  spectral_alpha (data-free, weightwatcher-style; Martin & Mahoney 2021)
+* ``catalogue`` the Jiang et al. 2019 measure catalogue as re-implemented by Dziugaite et al. 2020
+  (registered with ``family="catalogue"``; see :mod:`baselines.catalogue`)
 
 The modules never import TensorFlow at import time; their adapters call
 :mod:`baselines.tf_ops` for gradients, intermediate layers and ``tf.image`` operations.
 """
 
-from baselines import aithal, kit, lassance, natekar, spectral  # noqa: F401  (registers)
+from baselines import aithal, catalogue, kit, lassance, natekar, spectral  # noqa: F401  (registers)

@@ -116,6 +116,23 @@ def mean_layer_alpha(kernels, names=None) -> MeasureResult:
     return MeasureResult(float(np.mean(list(per_layer.values()))), {"per_layer": per_layer, "tail_sizes": tails, "skipped": skipped})
 
 
+def named_kernels(ctx) -> tuple[list[str], list[np.ndarray]]:
+    """``(names, kernels)``: the trained Dense/Conv kernels of ``ctx`` in depth order.
+
+    A kernel is named ``"<layer index>:<layer class>"`` (e.g. ``"4:Dense"``), the names of the
+    per-layer details of the spectral measures (:func:`spectral_alpha`,
+    :mod:`baselines.catalogue.weightwatcher`).
+    """
+    kernel_ids = {id(ctx.model.weights[i]): k for i, k in zip(ctx.kernel_indices(), ctx.kernels())}
+    names, kernels = [], []
+    for i, layer in enumerate(ctx.model.layers):
+        for v in layer.weights:
+            if id(v) in kernel_ids:
+                names.append(f"{i}:{type(layer).__name__}")
+                kernels.append(kernel_ids[id(v)])
+    return names, kernels
+
+
 @register_measure("spectral_alpha", direction=LARGER_GAP, family="baseline", reference=REFERENCE, default=False)
 def spectral_alpha(ctx) -> MeasureResult:
     """Mean over Dense/Conv kernels of the power-law exponent of their ``W^T W`` spectrum (data-free).
@@ -128,11 +145,5 @@ def spectral_alpha(ctx) -> MeasureResult:
     Martin & Mahoney (2021), JMLR 22(165); Martin, Peng & Mahoney (2021), Nature
     Communications 12:4122; Clauset, Shalizi & Newman (2009), SIAM Review 51(4).
     """
-    kernel_ids = {id(ctx.model.weights[i]): k for i, k in zip(ctx.kernel_indices(), ctx.kernels())}
-    names, kernels = [], []
-    for i, layer in enumerate(ctx.model.layers):
-        for v in layer.weights:
-            if id(v) in kernel_ids:
-                names.append(f"{i}:{type(layer).__name__}")
-                kernels.append(kernel_ids[id(v)])
+    names, kernels = named_kernels(ctx)
     return mean_layer_alpha(kernels, names)

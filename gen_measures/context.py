@@ -472,19 +472,23 @@ class WeightPerturbation:
         self.restore()
 
     def _assign(self, values: Sequence[np.ndarray]) -> None:
-        """Assign all trainable variables in one compiled call (per-variable eager assigns are slow)."""
+        """Assign all trainable variables in one compiled call, from one flat float32 vector (one
+        tensor crosses into TensorFlow: per-variable eager assigns, or one argument per
+        variable, cost more than a forward pass of a small model)."""
         if self._assign_fn is None:
             import tensorflow as tf
 
             variables = self.variables
+            sizes = [int(np.prod(w.shape)) for w in self.base]
+            shapes = [tuple(w.shape) for w in self.base]
 
-            @tf.function(reduce_retracing=True)
-            def assign(vals):
-                for var, val in zip(variables, vals):
-                    var.assign(val)
+            @tf.function(input_signature=[tf.TensorSpec([sum(sizes)], tf.float32)])
+            def assign(flat):
+                for var, part, shape in zip(variables, tf.split(flat, sizes), shapes):
+                    var.assign(tf.cast(tf.reshape(part, shape), var.dtype))
 
             self._assign_fn = assign
-        self._assign_fn([np.asarray(v, dtype=w0.dtype) for v, w0 in zip(values, self.base)])
+        self._assign_fn(np.concatenate([np.asarray(v, dtype=np.float32).reshape(-1) for v in values]))
 
     def set_offsets(self, offsets: Sequence[np.ndarray]) -> None:
         """Set every trainable weight to ``base + offset``."""

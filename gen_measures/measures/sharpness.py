@@ -4,16 +4,21 @@
   adversarial perturbation ``u`` with ``|u_i| <= alpha (|w_i| + eps)`` (eps = 1e-3), found by
   projected sign-gradient *ascent* of the training loss, lowers the sample accuracy by at most
   0.1. Value ``1 / alpha^2``.
-* ``pacbayes_sharpness``: the largest ``sigma`` such that Gaussian weight noise
-  ``u ~ N(0, sigma^2 I)`` lowers the mean accuracy over 10 draws (on 500 samples) by at most 0.1
-  (bisection on [1e-4, 2] in log-space). Value ``1 / sigma^2``. The same 10 noise directions are used at every ``sigma``
-  (common random numbers), which makes the drop a smooth function of ``sigma``.
+* ``pacbayes_sharpness``: ``1 / sigma^2`` for the Gaussian weight-noise scale ``sigma`` whose
+  noise ``u ~ N(0, sigma^2 I)`` displaces the mean accuracy over 10 draws (on 500 examples of
+  the sample) by 0.1, to 0.01: the PAC-Bayes search of Jiang et al. and of Dziugaite et al.'s
+  reference (bisection on [0, 2], at most 15 steps; :func:`gen_measures.measures.perturbation.pacbayes_sigma`),
+  with common random numbers across the steps. The catalogue's ``pacbayes_*`` measures use the
+  same search (:func:`pacbayes_search`, computed once per model).
 
-Both are searched by bracketing then bisection in a bounded number of steps; all randomness
-comes from the context's seed. Both point ``LARGER_GAP``. Unlike the PGDL starting kit's
-sharpness baseline (which descends the loss and so returns a constant, see
-``baselines.kit.kit_sharpness``), the perturbation here ascends the loss, so the value varies
-across models.
+Both evaluate perturbed weights with :class:`~gen_measures.measures.perturbation.PerturbationEngine`,
+which stops an evaluation as soon as its answer is certain (same answers, fewer forward
+passes; the passes are in the details). All randomness comes from the context's seed. Both
+point ``LARGER_GAP``. Unlike the PGDL starting kit's sharpness baseline (which descends the loss
+and so returns a constant, see ``baselines.kit.kit_sharpness``), the perturbation here ascends
+the loss, so the value varies across models. Both perturb every trainable variable of the
+model as stored (kernels, biases, BatchNorm scales and shifts); the reference perturbs the
+parameters of the BatchNorm-folded network.
 
 References
 ----------
@@ -25,11 +30,12 @@ flatness measures). Keskar et al. (2017), "On large-batch training for deep lear
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from gen_measures.measures.perturbation import OVER, UNDER, PerturbationEngine, SigmaSearch, pacbayes_sigma
 from gen_measures.registry import LARGER_GAP, MeasureResult, register_measure
 
 REFERENCE = (
@@ -48,6 +54,7 @@ class SearchResult:
     evaluations: int
     offsets: list[np.ndarray] = field(default_factory=list, repr=False)
     trace: list[tuple[float, float]] = field(default_factory=list, repr=False)
+    passes: float = 0.0
 
 
 def largest_scale_within_drop(
@@ -105,10 +112,9 @@ def largest_scale_within_drop(
 
 
 def worst_case_sharpness(
-    base: Sequence[np.ndarray],
-    accuracy: Callable[[Sequence[np.ndarray]], float],
-    gradient: Callable[[Sequence[np.ndarray], int], list[np.ndarray]],
+    engine: PerturbationEngine,
     rng: np.random.Generator,
+    gradient_batch: Callable[[int], tuple[np.ndarray, np.ndarray]],
     *,
     target: float = TARGET_DROP,
     eps: float = 1e-3,
@@ -120,24 +126,33 @@ def worst_case_sharpness(
 
     Parameters
     ----------
-    base : the trained weights.
-    accuracy : ``accuracy(offsets)`` = sample accuracy at ``base + offsets``.
-    gradient : ``gradient(offsets, step)`` = loss gradient at ``base + offsets`` (on a mini-batch).
+    engine : evaluates the accuracy of perturbed weights (:class:`PerturbationEngine`); an
+        attack whose drop is certainly above ``target`` stops its evaluation early, an attack
+        within target is evaluated on every example (its drop is exact).
     rng : the random start inside the box comes from it.
+    gradient_batch : ``gradient_batch(step)`` = the ``(x, y)`` mini-batch of ascent step ``step``.
     """
-    acc0 = accuracy([np.zeros_like(w) for w in base])
+    base = engine.base
     mags = [np.abs(w).astype(np.float64) + eps for w in base]
     last: dict[float, tuple[float, list[np.ndarray]]] = {}
+
+    def classify(d_min: float, d_max: float) -> str | None:
+        if d_min > target:
+            return OVER
+        return UNDER if d_min == d_max else None
 
     def attack(alpha: float) -> float:
         boxes = [alpha * m for m in mags]
         u = [rng.uniform(-1, 1, size=b.shape) * b * 0.5 for b in boxes]
         for step in range(ascent_steps):
-            grads = gradient(u, step)
+            engine.set_offsets(u)
+            grads = engine.loss_gradient(*gradient_batch(step))
             u = [np.clip(ui + 0.5 * b * np.sign(g), -b, b) for ui, b, g in zip(u, boxes, grads)]
-        drop = acc0 - accuracy(u)
+        decision = engine.decide([lambda: u], classify)
+        drop = decision.drop if decision.complete else engine.acc0 - decision.bounds[1]
+        drop = drop if math.isfinite(drop) else math.inf
         last[alpha] = (drop, u)
-        return drop if math.isfinite(drop) else math.inf
+        return drop
 
     alpha, trace = largest_scale_within_drop(attack, target=target, start=start, lo_bound=1e-6, hi_bound=1e3,
                                              steps=bisection_steps)
@@ -145,50 +160,11 @@ def worst_case_sharpness(
     return SearchResult(alpha, drop, len(trace), offsets, trace)
 
 
-def gaussian_sharpness(
-    base: Sequence[np.ndarray],
-    accuracy: Callable[[Sequence[np.ndarray]], float],
-    rng: np.random.Generator,
-    *,
-    target: float = TARGET_DROP,
-    draws: int = 10,
-    bisection_steps: int = 9,
-    hi: float = 2.0,
-    lo: float = 1e-4,
-    magnitude_aware: bool = False,
-    eps: float = 1e-3,
-) -> SearchResult:
-    """Largest ``sigma`` in ``(0, hi]`` whose Gaussian weight noise lowers mean accuracy by <= ``target``.
-
-    Bisection on ``[lo, hi] = [1e-4, 2]`` taken in log-space (the midpoint of ``[a, b]`` is
-    ``sqrt(a b)``), so 9 rounds locate ``sigma`` to about 2 % whatever its order of magnitude
-    (plain midpoints would need 12 rounds for 1 part in 4096 of the interval, i.e. only 25 %
-    on a typical ``sigma`` of 0.02). ``draws`` fixed noise directions; ``magnitude_aware``
-    scales the noise by ``|w| + eps``. When even ``lo`` costs more than ``target`` the result
-    is ``lo``.
-    """
-    acc0 = accuracy([np.zeros_like(w) for w in base])
-    scale = [np.abs(w) + eps if magnitude_aware else np.ones_like(w) for w in base]
-    directions = [[rng.standard_normal(w.shape) * s for w, s in zip(base, scale)] for _ in range(draws)]
-
-    def drop_at(sigma: float) -> float:
-        accs = [accuracy([sigma * z for z in zs]) for zs in directions]
-        drop = acc0 - float(np.mean(accs))
-        return drop if math.isfinite(drop) else math.inf
-
-    trace = [(hi, drop_at(hi))]
-    if trace[0][1] <= target:
-        return SearchResult(hi, trace[0][1], 1, [], trace)
-    low, high, low_drop = lo, hi, 0.0
-    for _ in range(bisection_steps):
-        mid = math.sqrt(low * high)
-        d = drop_at(mid)
-        trace.append((mid, d))
-        if d <= target:
-            low, low_drop = mid, d
-        else:
-            high = mid
-    return SearchResult(low, low_drop, len(trace), [], trace)
+def gaussian_sharpness(engine: PerturbationEngine, rng: np.random.Generator, *, magnitude_aware: bool = False,
+                       eps: float = 1e-3, **options) -> SigmaSearch:
+    """The PAC-Bayes noise scale sigma: :func:`gen_measures.measures.perturbation.pacbayes_sigma`
+    (plain noise, or magnitude-aware with epsilon ``eps``); ``options`` are passed on."""
+    return pacbayes_sigma(engine, rng, magnitude_eps=eps if magnitude_aware else None, **options)
 
 
 # ----------------------------------------------------------------------------- adapters
@@ -202,18 +178,15 @@ def _sharpness_search(ctx) -> SearchResult:
     require_samples(ctx, "sharpness")
     rng = ctx.rng("sharpness")
     order = rng.permutation(ctx.n_samples)
-    with ctx.perturbation() as p:
 
-        def accuracy(offsets):
-            p.set_offsets(offsets)
-            return p.accuracy()
+    def gradient_batch(step: int):
+        idx = np.take(order, np.arange(step * SHARPNESS_BATCH, (step + 1) * SHARPNESS_BATCH), mode="wrap")
+        return ctx.x[idx], ctx.y[idx]
 
-        def gradient(offsets, step):
-            p.set_offsets(offsets)
-            idx = np.take(order, np.arange(step * SHARPNESS_BATCH, (step + 1) * SHARPNESS_BATCH), mode="wrap")
-            return p.loss_gradient(ctx.x[idx], ctx.y[idx])[1]
-
-        return worst_case_sharpness(p.base, accuracy, gradient, rng)
+    with PerturbationEngine(ctx) as engine:
+        result = worst_case_sharpness(engine, rng, gradient_batch)
+        result.passes = engine.passes
+    return result
 
 
 @register_measure("sharpness", direction=LARGER_GAP, needs=("data", "gradients"), reference=REFERENCE)
@@ -222,23 +195,32 @@ def sharpness(ctx) -> MeasureResult:
     result = ctx.memo("sharpness_search", lambda: _sharpness_search(ctx))
     if result.scale <= 0:
         return MeasureResult(float("nan"), {"alpha": result.scale})
-    return MeasureResult(1.0 / result.scale**2, {"alpha": result.scale, "drop": result.drop, "evaluations": result.evaluations})
+    return MeasureResult(1.0 / result.scale**2, {"alpha": result.scale, "drop": result.drop, "evaluations": result.evaluations,
+                                                 "passes": round(result.passes, 3)})
+
+
+def pacbayes_search(ctx, magnitude_eps: float | None = None) -> SigmaSearch:
+    """The PAC-Bayes sigma of ``ctx``'s model (:func:`gaussian_sharpness` on a seeded subset of
+    ``PACBAYES_SAMPLES`` (500) examples of the sample), computed once per context and
+    ``magnitude_eps``: ``pacbayes_sharpness`` and the catalogue's ``pacbayes_*`` measures share it."""
+    from gen_measures.context import require_samples
+
+    def search() -> SigmaSearch:
+        require_samples(ctx, "the PAC-Bayes sigma search")
+        rng = ctx.rng("pacbayes_sharpness" if magnitude_eps is None else "pacbayes_magnitude")
+        idx = np.sort(rng.permutation(ctx.n_samples)[:PACBAYES_SAMPLES])
+        with PerturbationEngine(ctx, ctx.x[idx], ctx.y[idx]) as engine:
+            return pacbayes_sigma(engine, rng, magnitude_eps=magnitude_eps)
+
+    return ctx.memo(("pacbayes_sigma", magnitude_eps), search)
 
 
 @register_measure("pacbayes_sharpness", direction=LARGER_GAP, needs=("data",), reference=REFERENCE)
 def pacbayes_sharpness(ctx) -> MeasureResult:
-    """1/sigma^2, sigma = largest Gaussian weight-noise scale costing <= 0.1 mean accuracy (10 draws)."""
-    from gen_measures.context import require_samples
+    """1/sigma^2, sigma = the Gaussian weight-noise scale displacing the mean accuracy by 0.1 (10 draws).
 
-    require_samples(ctx, "pacbayes_sharpness")
-    rng = ctx.rng("pacbayes_sharpness")
-    idx = np.sort(rng.permutation(ctx.n_samples)[:PACBAYES_SAMPLES])
-    x, y = ctx.x[idx], ctx.y[idx]
-    with ctx.perturbation() as p:
-
-        def accuracy(offsets):
-            p.set_offsets(offsets)
-            return p.accuracy(x, y)
-
-        result = gaussian_sharpness(p.base, accuracy, rng)
-    return MeasureResult(1.0 / result.scale**2, {"sigma": result.scale, "drop": result.drop, "evaluations": result.evaluations})
+    The same search as the catalogue's ``pacbayes_flatness`` (:func:`pacbayes_search`), which
+    reports it adjusted for the dataset size (``sqrt(1 / (sigma^2 m))``); this value is not adjusted.
+    """
+    result = pacbayes_search(ctx)
+    return MeasureResult(1.0 / result.sigma**2, result.details())
