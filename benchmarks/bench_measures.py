@@ -1,6 +1,7 @@
 """Every core measure and every baseline on one zoo, in one run: scores and cost side by side.
 
 Run: ``python benchmarks/bench_measures.py [ZOO] [--sample-size N] [--seed S] [--measures all]``
+(rows sorted by CMI, best first)
 (default ZOO: the bundled ``sample_data/``; a ``gen-measures make-zoo OUT --preset bench`` zoo
 works the same way). It takes several minutes on the sample zoo: run it alone (the machine's
 cores are shared and the costs are wall-clock).
@@ -69,7 +70,7 @@ except ImportError:  # pragma: no cover - depends on the checkout
 def forward_times(task, sample, seed: int, batch_size: int) -> tuple[float, float]:
     """(median cold, median warm) seconds of one forward pass over ``sample``, over the task's models."""
     from gen_measures.context import ModelContext
-    from gen_measures.runner import _release_model
+    from gen_measures.context import release_keras_state as _release_model
 
     cold, warm = [], []
     for mid in task.model_ids:
@@ -87,7 +88,7 @@ def forward_times(task, sample, seed: int, batch_size: int) -> tuple[float, floa
 def standalone_fpe(tasks, specs, sample_size: int, seed: int, batch_size: int, per_task: int) -> dict[str, float]:
     """Mean over a few models of (seconds of the measure alone on a fresh context) / (cold forward pass)."""
     from gen_measures.context import ModelContext, task_sample
-    from gen_measures.runner import _release_model
+    from gen_measures.context import release_keras_state as _release_model
 
     ratios: dict[str, list[float]] = {s.name: [] for s in specs}
     for task in tasks:
@@ -116,13 +117,13 @@ def standalone_fpe(tasks, specs, sample_size: int, seed: int, batch_size: int, p
 
 def score(values: Mapping[str, float], reference, direction: int) -> dict[str, float]:
     """``cmi_official``, ``cmi_clean``, ``kendall_tau_a`` (NaN when scoring is unavailable or fails)."""
-    keys = ("cmi_official", "cmi_clean", "kendall_tau_a", "n_models")
+    keys = ("cmi_official", "cmi_clean", "kendall_tau_a", "cmi_percentile", "n_models")
     if evaluate is None or reference is None:
         return {k: math.nan for k in keys}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
-            out = evaluate(values, reference, direction, allow_partial=True, n_permutations=0)
+            out = evaluate(values, reference, direction, allow_partial=True, n_permutations=200)
         except Exception as exc:  # noqa: BLE001 - a measure that cannot be scored is shown as NaN
             logging.getLogger(__name__).warning("scoring failed: %s", exc)
             return {k: math.nan for k in keys}
@@ -182,8 +183,9 @@ def main(argv: list[str] | None = None) -> int:
     task_names = [t.name for t in tasks]
     header = (f"{'measure':26s} {'family':8s} {'dir':>3s} {'CMI':>6s} "
               + " ".join(f"{('CMI:' + n)[:12]:>12s}" for n in task_names)
-              + f" {'cleanCMI':>8s} {'tau_a':>6s} {'s/model':>8s} {'FPE':>6s} {'FPEwarm':>7s} {'FPEalone':>8s} {'ok':>7s}")
+              + f" {'cleanCMI':>8s} {'tau_a':>6s} {'pct':>5s} {'s/model':>8s} {'FPE':>6s} {'FPEwarm':>7s} {'FPEalone':>8s} {'ok':>7s}")
     lines = [header, "-" * len(header)]
+    ranked = []
     for spec in specs:
         rows = results[results.measure == spec.name]
         per_task, fpes, fpes_warm = {}, [], []
@@ -195,19 +197,23 @@ def main(argv: list[str] | None = None) -> int:
                 fpes.append(float(r.seconds.mean()) / fwd[task.name][0])
                 fpes_warm.append(float(r.seconds.mean()) / fwd[task.name][1])
         mean = {k: float(np.nanmean([d[k] for d in per_task.values()])) if any(np.isfinite(d[k]) for d in per_task.values())
-                else math.nan for k in ("cmi_official", "cmi_clean", "kendall_tau_a")}
+                else math.nan for k in ("cmi_official", "cmi_clean", "kendall_tau_a", "cmi_percentile")}
         fpe = float(np.mean(fpes)) if fpes else math.nan
         fpe_warm = float(np.mean(fpes_warm)) if fpes_warm else math.nan
         ok = int((rows.status == "ok").sum())
-        lines.append(
+        key = mean["cmi_official"] if math.isfinite(mean["cmi_official"]) else -math.inf
+        ranked.append((key,
             f"{spec.name:26s} {spec.family:8s} {'+' if spec.direction > 0 else '-':>3s} {fmt(100 * mean['cmi_official']):>6s} "
             + " ".join(f"{fmt(100 * per_task[n]['cmi_official']):>12s}" for n in task_names)
-            + f" {fmt(100 * mean['cmi_clean']):>8s} {fmt(mean['kendall_tau_a'], '+.3f'):>6s} "
+            + f" {fmt(100 * mean['cmi_clean']):>8s} {fmt(mean['kendall_tau_a'], '+.3f'):>6s} {fmt(mean['cmi_percentile'], '.0f'):>5s} "
             f"{fmt(float(rows.seconds.mean()) if len(rows) else math.nan, '.3f'):>8s} {fmt(fpe, '.1f'):>6s} {fmt(fpe_warm, '.0f'):>7s} "
             f"{fmt(alone[spec.name], '.1f'):>8s} {ok:>3d}/{len(rows):<3d}"
-        )
+        ))
+    lines += [line for _, line in sorted(ranked, key=lambda r: -r[0])]
     print()
     print("\n".join(lines))
+    print("sorted by CMI (mean over tasks); pct = percentile of the official CMI among 200 permutations of the values, "
+          "mean over tasks")
     print("CMI, cleanCMI: x100; dir '+': higher value = larger predicted gap; FPE = s/model (in this run, caches shared) / "
           "cold forward pass over the same sample; FPEwarm = the same over a warm (already traced) forward pass, "
           "the strict view; FPEalone = the measure alone on a fresh context / cold forward pass")
