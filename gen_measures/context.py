@@ -309,11 +309,12 @@ class ModelContext:
             )
 
     # -- forward passes ------------------------------------------------------------------------
-    def predict(self, x: np.ndarray) -> np.ndarray:
-        """Model outputs (as the last layer returns them) for ``x``, inference mode, in batches."""
+    def predict(self, x: np.ndarray, batch_size: int | None = None) -> np.ndarray:
+        """Model outputs (as the last layer returns them) for ``x``, inference mode, in batches
+        of ``batch_size`` (default: the context's)."""
         x = np.asarray(x, dtype=np.float32)
         forward = self._compiled("forward", lambda: self.model)
-        outs = [np.asarray(forward(x[sl])) for sl in self._batches(x)]
+        outs = [np.asarray(forward(x[sl])) for sl in self._batches(x, batch_size)]
         return np.concatenate(outs) if outs else np.zeros((0, self.n_classes), np.float32)
 
     def logits(self) -> np.ndarray:
@@ -349,9 +350,10 @@ class ModelContext:
     def _extractor(self, outputs: list) -> Any:
         return layer_output_model(self.model, outputs, self.label)
 
-    def _batches(self, x: np.ndarray):
-        for start in range(0, x.shape[0], self.batch_size):
-            yield slice(start, start + self.batch_size)
+    def _batches(self, x: np.ndarray, batch_size: int | None = None):
+        step = int(batch_size or self.batch_size)
+        for start in range(0, x.shape[0], step):
+            yield slice(start, start + step)
 
     def _feature_pass(self) -> None:
         """One pass over the sample: logits and penultimate features (cached together)."""
@@ -471,31 +473,42 @@ class WeightPerturbation:
     def __exit__(self, *exc: object) -> None:
         self.restore()
 
-    def _assign(self, values: Sequence[np.ndarray]) -> None:
-        """Assign all trainable variables in one compiled call, from one flat float32 vector (one
-        tensor crosses into TensorFlow: per-variable eager assigns, or one argument per
-        variable, cost more than a forward pass of a small model)."""
+    @property
+    def size(self) -> int:
+        """Number of trainable scalars (the length of a flat offset vector)."""
+        return int(sum(w.size for w in self.base))
+
+    def _assign_flat(self, flat: np.ndarray) -> None:
+        """Set every trainable variable to ``base + offset`` from one flat float64 offset vector, in
+        one compiled call: the sum is taken in float64 and rounded once to the variable's dtype.
+        (One tensor crosses into TensorFlow: per-variable eager assigns, or one argument per
+        variable, cost more than a forward pass of a small model.)"""
         if self._assign_fn is None:
             import tensorflow as tf
 
             variables = self.variables
-            sizes = [int(np.prod(w.shape)) for w in self.base]
-            shapes = [tuple(w.shape) for w in self.base]
+            sizes = [int(w.size) for w in self.base]
+            bases = [tf.constant(w.astype(np.float64)) for w in self.base]
 
-            @tf.function(input_signature=[tf.TensorSpec([sum(sizes)], tf.float32)])
-            def assign(flat):
-                for var, part, shape in zip(variables, tf.split(flat, sizes), shapes):
-                    var.assign(tf.cast(tf.reshape(part, shape), var.dtype))
+            @tf.function(input_signature=[tf.TensorSpec([sum(sizes)], tf.float64)])
+            def assign(offsets):
+                for var, base, part in zip(variables, bases, tf.split(offsets, sizes)):
+                    var.assign(tf.cast(base + tf.reshape(part, base.shape), var.dtype))
 
             self._assign_fn = assign
-        self._assign_fn(np.concatenate([np.asarray(v, dtype=np.float32).reshape(-1) for v in values]))
+        self._assign_fn(flat)
 
-    def set_offsets(self, offsets: Sequence[np.ndarray]) -> None:
-        """Set every trainable weight to ``base + offset``."""
-        self._assign([w0 + d for w0, d in zip(self.base, offsets)])
+    def set_offsets(self, offsets: Sequence[np.ndarray] | np.ndarray) -> None:
+        """Set every trainable weight to ``base + offset``: ``offsets`` shaped like :attr:`base`,
+        or one flat vector of :attr:`size` entries in that order."""
+        if isinstance(offsets, np.ndarray) and offsets.ndim == 1 and offsets.size == self.size:
+            flat = offsets.astype(np.float64, copy=False)
+        else:
+            flat = np.concatenate([np.asarray(d, np.float64).reshape(-1) for d in offsets]) if len(offsets) else np.zeros(0)
+        self._assign_flat(flat)
 
     def restore(self) -> None:
-        self._assign(self.base)
+        self._assign_flat(np.zeros(self.size))
 
     def accuracy(self, x: np.ndarray | None = None, y: np.ndarray | None = None) -> float:
         """Accuracy at the current weights (default: on the context's sample).

@@ -135,10 +135,10 @@ def test_noise_has_the_papers_variances(ctx, monkeypatch):
         pacbayes_sigma(engine, np.random.default_rng(5))
         pacbayes_sigma(engine, np.random.default_rng(5), magnitude_eps=0.05)
     sigma = 1.0  # the first (and, with the patched answer, only) midpoint of [0, 2]
-    plain = np.concatenate([o.ravel() for draw in seen[0] for o in draw])
+    plain = np.concatenate([np.ravel(draw) for draw in seen[0]])  # flat offset vectors, in the order of base
     assert np.std(plain) == pytest.approx(sigma, rel=0.08)  # 1630 normals: standard error 1.8 %
-    w = engine.base[0].astype(np.float64)
-    ratio = np.stack([draw[0] for draw in seen[1]]) / np.sqrt(sigma**2 * w**2 + 0.05**2)
+    w = engine.base[0].astype(np.float64).ravel()
+    ratio = np.stack([draw[:w.size] for draw in seen[1]]) / np.sqrt(sigma**2 * w**2 + 0.05**2)
     assert np.std(ratio) == pytest.approx(1.0, rel=0.15)  # 960 normals: standard error 2.3 %
 
 

@@ -128,7 +128,7 @@ class PerturbationEngine:
             self.set_offsets(make())
             for start in range(0, n_eval, self.batch_size):
                 sl = slice(start, min(start + self.batch_size, n_eval))
-                out = self.ctx.predict(self.x[sl])
+                out = self.ctx.predict(self.x[sl], self.batch_size)
                 self._count(sl.stop - sl.start)
                 if not np.all(np.isfinite(out)):
                     return Decision(classify(math.inf, math.inf), math.inf, (math.nan, math.nan), used, False)
@@ -206,27 +206,25 @@ def pacbayes_sigma(
     Each step stops at the first step whose answer is certain (see :class:`PerturbationEngine`);
     the returned sigma is the last midpoint, as in the reference (also when ``depth`` runs out).
     """
-    base = engine.base
-    size = sum(int(w.size) for w in base) * draws
+    n_params = sum(int(w.size) for w in engine.base)
     seeds = rng.integers(0, 2**63 - 1, size=draws)
-    cache: dict[int, list[np.ndarray]] = {}
+    cache: dict[int, np.ndarray] = {}
 
-    def normals(j: int) -> list[np.ndarray]:
+    def normals(j: int) -> np.ndarray:
+        """Draw ``j``'s standard normals, one flat float32 vector in the order of ``engine.base``."""
         if j in cache:
             return cache[j]
         g = np.random.default_rng(int(seeds[j]))
-        z = [g.standard_normal(w.shape).astype(np.float32) for w in base]
-        if size <= _MAX_CACHED_NOISE:
+        z = np.concatenate([g.standard_normal(w.shape).astype(np.float32).ravel() for w in engine.base])
+        if n_params * draws <= _MAX_CACHED_NOISE:
             cache[j] = z
         return z
 
-    mags = None if magnitude_eps is None else [np.abs(w).astype(np.float64) for w in base]
+    mags = None if magnitude_eps is None else np.concatenate([np.abs(w).astype(np.float64).ravel() for w in engine.base])
 
-    def offsets(sigma: float, j: int) -> list[np.ndarray]:
+    def offsets(sigma: float, j: int) -> np.ndarray:
         z = normals(j)
-        if mags is None:
-            return [sigma * zi for zi in z]
-        return [np.sqrt(sigma**2 * m**2 + magnitude_eps**2) * zi for m, zi in zip(mags, z)]
+        return sigma * z if mags is None else np.sqrt(sigma**2 * mags**2 + magnitude_eps**2) * z
 
     classify = displacement_class(target, tolerance)
     lower, high = 0.0, float(upper)

@@ -209,7 +209,8 @@ def pacbayes_search(ctx, magnitude_eps: float | None = None) -> SigmaSearch:
         require_samples(ctx, "the PAC-Bayes sigma search")
         rng = ctx.rng("pacbayes_sharpness" if magnitude_eps is None else "pacbayes_magnitude")
         idx = np.sort(rng.permutation(ctx.n_samples)[:PACBAYES_SAMPLES])
-        with PerturbationEngine(ctx, ctx.x[idx], ctx.y[idx]) as engine:
+        # one forward call per draw (the evaluation set is small): early answers come per draw
+        with PerturbationEngine(ctx, ctx.x[idx], ctx.y[idx], batch_size=max(ctx.batch_size, len(idx))) as engine:
             return pacbayes_sigma(engine, rng, magnitude_eps=magnitude_eps)
 
     return ctx.memo(("pacbayes_sigma", magnitude_eps), search)
