@@ -7,7 +7,6 @@ from __future__ import annotations
 import subprocess
 import sys
 
-
 from gen_measures.registry import get_measure, resolve_measures
 
 ISSUE_NAMES = """
