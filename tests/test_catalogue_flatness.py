@@ -93,14 +93,14 @@ def test_early_answers_equal_full_evaluation(ctx, sigma):
     np.testing.assert_array_equal(ctx.model.get_weights()[0], ctx.weights()[0])  # restored
 
 
-def test_search_equals_a_search_without_early_stopping(ctx, monkeypatch):
+def test_bisection_equals_a_bisection_without_early_stopping(ctx, monkeypatch):
     with PerturbationEngine(ctx) as engine:
-        early = pacbayes_sigma(engine, np.random.default_rng(3))
+        early = pacbayes_sigma(engine, np.random.default_rng(3), points="bisection")
     with PerturbationEngine(ctx) as engine:
         monkeypatch.setattr(PerturbationEngine, "decide",
                             lambda self, draws, classify: perturbation.Decision(
                                 _full_decision(self, draws, classify), math.nan, (0, 0), len(draws), True))
-        full = pacbayes_sigma(engine, np.random.default_rng(3))
+        full = pacbayes_sigma(engine, np.random.default_rng(3), points="bisection")
     assert early.sigma == full.sigma
     assert [s[:2] for s in early.steps] == [s[:2] for s in full.steps]
     assert sum(s[2] for s in early.steps) < sum(s[2] for s in full.steps) == 10 * len(full.steps)

@@ -1,15 +1,24 @@
 """Sharpness: how small a weight perturbation costs 10 points of training accuracy.
 
-* ``sharpness`` (worst case, magnitude-aware): the largest box scale ``alpha`` such that an
+* ``sharpness`` (worst case, magnitude-aware): the box scale ``alpha`` at which an
   adversarial perturbation ``u`` with ``|u_i| <= alpha (|w_i| + eps)`` (eps = 1e-3), found by
-  projected sign-gradient *ascent* of the training loss, lowers the sample accuracy by at most
-  0.1. Value ``1 / alpha^2``.
+  projected sign-gradient *ascent* of the training loss, lowers the sample accuracy by 0.1:
+  the largest scale found whose drop is at most 0.1, and at least 0.095 unless the bracket
+  narrows to 1.1 % first (:func:`largest_scale_within_drop`). Value ``1 / alpha^2``.
 * ``pacbayes_sharpness``: ``1 / sigma^2`` for the Gaussian weight-noise scale ``sigma`` whose
   noise ``u ~ N(0, sigma^2 I)`` displaces the mean accuracy over 10 draws (on 500 examples of
   the sample) by 0.1, to 0.01: the PAC-Bayes search of Jiang et al. and of Dziugaite et al.'s
-  reference (bisection on [0, 2], at most 15 steps; :func:`gen_measures.measures.perturbation.pacbayes_sigma`),
-  with common random numbers across the steps. The catalogue's ``pacbayes_*`` measures use the
+  reference (sigma in [0, 2], at most 15 points; :func:`gen_measures.measures.perturbation.pacbayes_sigma`),
+  with common random numbers across the points. The catalogue's ``pacbayes_*`` measures use the
   same search (:func:`pacbayes_search`, computed once per model).
+
+Both searches place their points by interpolating the measured drops (regula falsi on
+``logit(drop / acc0)`` against the log of the scale) where the reference bisects, and so need
+fewer of them for the same definition. On the 64 models of the bundled zoo (seed 0): the plain
+PAC-Bayes search evaluates 26 (digits) / 34 (shapes) noise draws per model instead of 51 / 55
+with the reference's bisection, sharpness 24 / 15 sample passes instead of 31 / 25; the values'
+Kendall tau against the bisection's is 0.94 / 0.92 (PAC-Bayes) and 0.95 / 0.96 (sharpness),
+against 0.84 / 0.63 and 0.88 / 0.96 between two seeds of the bisection itself.
 
 Both evaluate perturbed weights with :class:`~gen_measures.measures.perturbation.PerturbationEngine`,
 which stops an evaluation as soon as its answer is certain (same answers, fewer forward
@@ -35,7 +44,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from gen_measures.measures.perturbation import OVER, UNDER, PerturbationEngine, SigmaSearch, pacbayes_sigma
+from gen_measures.measures.perturbation import (LOGIT_SLOPE, OVER, UNDER, PerturbationEngine, SigmaSearch, logit_of_drop,
+                                                next_point, pacbayes_sigma, side_slope)
 from gen_measures.registry import LARGER_GAP, MeasureResult, register_measure
 
 REFERENCE = (
@@ -57,58 +67,60 @@ class SearchResult:
     passes: float = 0.0
 
 
+#: Bracket ratio ``hi / lo`` at which a scale search stops refining (2^(1/64), 1.1 %).
+RESOLUTION = 2 ** (1 / 64)
+#: Evaluations a scale search makes at most (a safeguard; searches end after about 6).
+MAX_EVALUATIONS = 40
+
+
 def largest_scale_within_drop(
     drop_at: Callable[[float], float],
     *,
     target: float = TARGET_DROP,
+    tolerance: float = 0.01,
     start: float,
     lo_bound: float,
     hi_bound: float,
     steps: int,
+    acc0: float = 1.0,
 ) -> tuple[float, list[tuple[float, float]]]:
-    """Largest scale ``s`` in ``[lo_bound, hi_bound]`` with ``drop_at(s) <= target``.
+    """The scale ``s`` in ``[lo_bound, hi_bound]`` where ``drop_at(s)`` reaches ``target``, from below.
 
-    Brackets by doubling/halving from ``start``, then bisects (geometrically when the bracket
-    is positive) for ``steps`` rounds. Returns the scale and the ``(scale, drop)`` trace.
-    A drop that is still within target at ``hi_bound`` returns ``hi_bound``; one above target
-    even at ``lo_bound`` returns ``lo_bound``.
+    Returns the first evaluated scale whose drop is within ``tolerance`` below the target
+    (``target - tolerance <= drop <= target``); failing that, after ``steps`` refinements of the
+    bracket or once it is narrower than :data:`RESOLUTION`, the largest scale known to be
+    within target (the bracket's lower end). Points are placed by
+    :func:`~gen_measures.measures.perturbation.next_point` on ``logit(drop / acc0)`` against
+    ``log s``: extrapolation from ``start`` until the target is bracketed, then regula falsi.
+    A drop still within target at ``hi_bound`` returns ``hi_bound``; one above target even at
+    ``lo_bound`` returns ``lo_bound``. Also returns the ``(scale, drop)`` trace.
     """
     trace: list[tuple[float, float]] = []
-
-    def ok(s: float) -> bool:
+    g_target = logit_of_drop(target, acc0)
+    lo, hi = lo_bound, hi_bound
+    g_lo = g_hi = None
+    sides: dict[bool, list[tuple[float, float]]] = {False: [], True: []}  # (scale, logit) under / over
+    s = min(max(start, lo_bound), hi_bound)
+    refinements = 0
+    while len(trace) < MAX_EVALUATIONS:
         d = drop_at(s)
         trace.append((s, d))
-        return d <= target
-
-    s = min(max(start, lo_bound), hi_bound)
-    if ok(s):
-        lo, hi = s, None
-        while lo < hi_bound:
-            nxt = min(lo * 2, hi_bound)
-            if ok(nxt):
-                lo = nxt
-            else:
-                hi = nxt
-                break
-        if hi is None:
-            return lo, trace
-    else:
-        hi, lo = s, None
-        while hi > lo_bound:
-            nxt = max(hi / 2, lo_bound)
-            if ok(nxt):
-                lo = nxt
-                break
-            hi = nxt
-        if lo is None:
-            return lo_bound, trace
-    for _ in range(steps):
-        mid = math.sqrt(lo * hi) if lo > 0 else (lo + hi) / 2
-        if ok(mid):
-            lo = mid
+        sides[d > target].append((s, logit_of_drop(d, acc0)))
+        if d <= target:
+            lo, g_lo = s, logit_of_drop(d, acc0)
+            if d >= target - tolerance or s >= hi_bound:
+                return s, trace
         else:
-            hi = mid
-    return lo, trace
+            hi, g_hi = s, logit_of_drop(d, acc0)
+            if s <= lo_bound:
+                return lo_bound, trace
+        if g_lo is not None and g_hi is not None:
+            if refinements >= steps or hi / lo <= RESOLUTION:
+                return lo, trace
+            refinements += 1
+        slope = side_slope(sides[g_lo is None]) if (g_lo is None) != (g_hi is None) else LOGIT_SLOPE
+        s = min(max(next_point(lo, g_lo, hi, g_hi, g_target, hi_bound, slope), lo_bound), hi_bound)
+    return (lo if g_lo is not None else lo_bound), trace
 
 
 def worst_case_sharpness(
@@ -119,7 +131,8 @@ def worst_case_sharpness(
     target: float = TARGET_DROP,
     eps: float = 1e-3,
     ascent_steps: int = 2,
-    bisection_steps: int = 6,
+    refine_steps: int = 6,
+    tolerance: float = 0.005,
     start: float = 0.01,
 ) -> SearchResult:
     """Magnitude-aware worst-case sharpness scale ``alpha`` (see the module docstring).
@@ -134,6 +147,7 @@ def worst_case_sharpness(
     """
     base = engine.base
     mags = [np.abs(w).astype(np.float64) + eps for w in base]
+    flat_mags = np.concatenate([m.ravel() for m in mags])
     last: dict[float, tuple[float, list[np.ndarray]]] = {}
 
     def classify(d_min: float, d_max: float) -> str | None:
@@ -142,21 +156,22 @@ def worst_case_sharpness(
         return UNDER if d_min == d_max else None
 
     def attack(alpha: float) -> float:
-        boxes = [alpha * m for m in mags]
-        u = [rng.uniform(-1, 1, size=b.shape) * b * 0.5 for b in boxes]
+        # random start inside the box, drawn variable by variable, then flat float64 vectors
+        u = np.concatenate([(rng.uniform(-1, 1, size=m.shape) * (alpha * m) * 0.5).ravel() for m in mags])
+        box = alpha * flat_mags
         for step in range(ascent_steps):
-            engine.set_offsets(u)
-            grads = engine.loss_gradient(*gradient_batch(step))
-            u = [np.clip(ui + 0.5 * b * np.sign(g), -b, b) for ui, b, g in zip(u, boxes, grads)]
+            u = engine.ascent_step(u, box, *gradient_batch(step))
         decision = engine.decide([lambda: u], classify)
-        drop = decision.drop if decision.complete else engine.acc0 - decision.bounds[1]
+        drop = decision.drop if decision.complete else decision.estimate  # an early 'over': the drop so far
         drop = drop if math.isfinite(drop) else math.inf
         last[alpha] = (drop, u)
         return drop
 
-    alpha, trace = largest_scale_within_drop(attack, target=target, start=start, lo_bound=1e-6, hi_bound=1e3,
-                                             steps=bisection_steps)
+    alpha, trace = largest_scale_within_drop(attack, target=target, tolerance=tolerance, start=start, lo_bound=1e-6,
+                                             hi_bound=1e3, steps=refine_steps, acc0=engine.acc0)
     drop, offsets = last[alpha]
+    sizes = np.cumsum([w.size for w in base])[:-1]
+    offsets = [part.reshape(w.shape) for part, w in zip(np.split(offsets, sizes), base)]
     return SearchResult(alpha, drop, len(trace), offsets, trace)
 
 

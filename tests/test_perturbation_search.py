@@ -1,0 +1,180 @@
+"""The interpolated scale searches and the fused perturbation calls, against brute force.
+
+* ``search_sigma`` (PAC-Bayes) and ``largest_scale_within_drop`` (sharpness) on synthetic drop
+  curves whose roots are known in closed form: sigmoid curves of every slope and position,
+  curves that saturate below 1, curves with flat steps, a noisy non-monotone curve. Each
+  search must end on a point that satisfies its definition (checked by evaluating the curve
+  there), within its budget; on smooth curves the interpolated search needs fewer points than
+  the bisection.
+* ``WeightPerturbation.count_correct`` and ``sign_ascent_step`` against a fresh copy of the
+  model evaluated by Keras and numpy, one operation at a time.
+"""
+
+from __future__ import annotations
+
+import math
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from gen_measures.context import ModelContext
+from gen_measures.measures.perturbation import OVER, UNDER, WITHIN, Decision, displacement_class, search_sigma
+from gen_measures.measures.sharpness import RESOLUTION, largest_scale_within_drop
+
+TARGET, TOL = 0.1, 0.01
+
+
+def _sigmoid_curve(center: float, slope: float, ceiling: float = 0.9):
+    """drop(s) = ceiling * sigmoid(slope * log(s / center)): 0 at s = 0, ``ceiling`` for large s."""
+    return lambda s: 0.0 if s <= 0 else ceiling / (1 + (center / s) ** slope)
+
+
+def _decisions(curve, acc0: float = 1.0):
+    """evaluate(sigma) for search_sigma: the exact answer, the drop as estimate, 10 draws."""
+    classify = displacement_class(TARGET, TOL)
+    calls = []
+
+    def evaluate(sigma: float) -> Decision:
+        d = curve(sigma)
+        calls.append(sigma)
+        return Decision(classify(d, d), d, (acc0 - d, acc0 - d), 10, True, d)
+
+    return evaluate, calls
+
+
+CURVES = [(c, k, top) for c in (0.004, 0.03, 0.1, 0.4, 1.3) for k in (1.0, 2.5, 6.0) for top in (0.9, 0.4)]
+
+
+@pytest.mark.parametrize("center,slope,ceiling", CURVES)
+def test_pacbayes_search_lands_within_the_tolerance(center, slope, ceiling):
+    curve = _sigmoid_curve(center, slope, ceiling)
+    found = {}
+    for points in ("interpolated", "bisection"):
+        evaluate, calls = _decisions(curve)
+        sigma, steps = search_sigma(evaluate, 1.0, points=points)
+        assert len(steps) == len(calls) <= 15
+        assert [s[0] for s in steps] == calls
+        found[points] = (sigma, steps)
+    sigma, steps = found["interpolated"]
+    bis_sigma, bis_steps = found["bisection"]
+    assert 0 < sigma <= 2.0
+    if bis_steps[-1][1] == WITHIN:  # the reference's bisection reaches the tolerance: so must interpolation
+        assert steps[-1][1] == WITHIN and abs(curve(sigma) - TARGET) < TOL
+        assert len(steps) <= 8  # a smooth curve: well within the 15-point budget
+    # brute force: the sigmas within tolerance form one interval here; the answer is inside it
+    if steps[-1][1] == WITHIN:
+        grid = np.geomspace(1e-5, 2.0, 20001)
+        inside = grid[np.abs([curve(s) - TARGET for s in grid]) < TOL]
+        assert inside.min() * (1 - 1e-3) <= sigma <= inside.max() * (1 + 1e-3)
+
+
+def test_interpolation_needs_fewer_points_than_bisection_on_smooth_curves():
+    totals = {"interpolated": 0, "bisection": 0}
+    for center, slope, ceiling in CURVES:
+        for points in totals:
+            evaluate, _ = _decisions(_sigmoid_curve(center, slope, ceiling))
+            totals[points] += len(search_sigma(evaluate, 1.0, points=points)[1])
+    assert totals["interpolated"] < 0.75 * totals["bisection"]
+
+
+def test_pacbayes_search_every_sigma_under_ends_at_the_upper_bound():
+    evaluate, calls = _decisions(lambda s: 0.001 * s)
+    sigma, steps = search_sigma(evaluate, 1.0)
+    assert sigma == 2.0 and steps[-1][1] == UNDER and len(steps) < 15
+
+
+def test_pacbayes_search_on_a_staircase_and_on_noise_stays_in_budget():
+    stairs = lambda s: 0.0 if s < 0.05 else (0.3 if s < 0.2 else 0.85)  # noqa: E731 - no point within tolerance
+    evaluate, _ = _decisions(stairs)
+    sigma, steps = search_sigma(evaluate, 1.0)
+    assert len(steps) == 15 and all(a != WITHIN for _, a, _ in steps)
+    assert 0.05 * (1 - 1e-9) <= min(s for s, a, _ in steps if a == OVER)  # the bracket closes on the step
+    rng = np.random.default_rng(0)
+    noisy = lambda s: _sigmoid_curve(0.08, 2.5)(s) + rng.normal(0, 0.01)  # noqa: E731
+    evaluate, _ = _decisions(noisy)
+    sigma, steps = search_sigma(evaluate, 1.0)
+    assert len(steps) <= 15 and 0 < sigma <= 2
+
+
+def test_unknown_points_rule_is_refused():
+    with pytest.raises(ValueError, match="points='golden'"):
+        search_sigma(lambda s: None, 1.0, points="golden")
+
+
+@pytest.mark.parametrize("center,slope", [(c, k) for c in (3e-4, 0.01, 0.05, 0.3, 20.0) for k in (1.5, 3.0, 8.0)])
+def test_sharpness_scale_search_meets_its_definition(center, slope):
+    curve = _sigmoid_curve(center, slope)
+    trace = []
+    scale, trace = largest_scale_within_drop(curve, target=TARGET, tolerance=TOL, start=0.01, lo_bound=1e-6,
+                                             hi_bound=1e3, steps=6)
+    d = curve(scale)
+    assert d <= TARGET
+    # within tolerance below the target, or the bracket narrowed to the resolution / refinements ran out
+    under = [s for s, dd in trace if dd <= TARGET]
+    over = [s for s, dd in trace if dd > TARGET]
+    assert d >= TARGET - TOL or (over and min(over) / max(under) <= RESOLUTION ** 64)
+    assert scale == max(under) or d >= TARGET - TOL
+    assert len(trace) <= 14
+
+
+def test_sharpness_scale_search_bounds():
+    assert largest_scale_within_drop(lambda s: 0.0, start=0.01, lo_bound=1e-6, hi_bound=1e3, steps=6)[0] == 1e3
+    assert largest_scale_within_drop(lambda s: 1.0, start=0.01, lo_bound=1e-6, hi_bound=1e3, steps=6)[0] == 1e-6
+
+
+# ----------------------------------------------------------------------------- fused calls
+@pytest.fixture(scope="module")
+def small_ctx():
+    rng = np.random.default_rng(7)
+    x = rng.normal(size=(90, 5, 5, 2)).astype(np.float32)
+    y = rng.integers(0, 4, size=90)
+    keras.utils.set_random_seed(7)
+    model = keras.Sequential([keras.Input((5, 5, 2)), keras.layers.Conv2D(3, 3, activation="relu"),
+                              keras.layers.BatchNormalization(), keras.layers.Flatten(), keras.layers.Dense(4)])
+    model(x[:2])
+    return ModelContext.from_keras(model, x, y, batch_size=32)
+
+
+def _offsets(p, rng, scale):
+    return [scale * rng.standard_normal(w.shape) for w in p.base]
+
+
+def test_count_correct_equals_keras_on_a_copy(small_ctx):
+    rng = np.random.default_rng(1)
+    twin = keras.models.clone_model(small_ctx.model)
+    twin.set_weights(small_ctx.model.get_weights())
+    trainable = [id(v) for v in small_ctx.model.trainable_variables]
+    with small_ctx.perturbation() as p:
+        for scale in (0.0, 0.1, 1.0):
+            off = _offsets(p, rng, scale)
+            correct, finite = p.count_correct(small_ctx.x[:50], small_ctx.y[:50], off)
+            # base + offset in float64, rounded once, for the trainable variables; the rest as stored
+            perturbed = iter([(b.astype(np.float64) + o).astype(np.float32) for b, o in zip(p.base, off)])
+            twin.set_weights([next(perturbed) if id(v) in trainable else w
+                              for v, w in zip(small_ctx.model.weights, small_ctx.model.get_weights())])
+            out = twin.predict(small_ctx.x[:50], verbose=0)
+            assert finite and correct == int(np.sum(np.argmax(out, 1) == small_ctx.y[:50]))
+        huge = [np.full(w.shape, np.inf) for w in p.base]
+        assert p.count_correct(small_ctx.x, small_ctx.y, huge)[1] is False
+    np.testing.assert_array_equal(small_ctx.model.get_weights()[0], small_ctx.weights()[0])
+
+
+def test_sign_ascent_step_equals_a_step_taken_by_hand(small_ctx):
+    rng = np.random.default_rng(2)
+    x, y = small_ctx.x[:40], small_ctx.y[:40]
+    with small_ctx.perturbation() as p:
+        u = np.concatenate([o.ravel() for o in _offsets(p, rng, 0.01)])
+        box = np.abs(u) * 1.5 + 1e-3
+        fused = p.sign_ascent_step(u, box, x, y, step=0.5)
+        # by hand: set base + u, gradient with a tape on the model itself, numpy step and clip
+        p.set_offsets(u)
+        with tf.GradientTape() as tape:
+            loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)(y, small_ctx.model(x, training=False))
+        grads = tape.gradient(loss, small_ctx.model.trainable_variables)
+        g = np.concatenate([np.asarray(gv).ravel() for gv in grads])
+        expected = np.clip(u + 0.5 * box * np.sign(g), -box, box)
+    np.testing.assert_array_equal(fused, expected)
+    assert np.all(np.abs(fused) <= box)
+    assert not math.isnan(float(fused.sum()))
