@@ -142,7 +142,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--alone-models", type=int, default=2, help="models per task timed alone (0 skips)")
+    parser.add_argument("--workers", default="1", help="worker processes of the run (default 1; 'auto' = one per "
+                        "core: the costs are then those of a worker with its share of the cores, and the forward "
+                        "passes they are divided by are timed with the same thread count)")
+    parser.add_argument("--model-timeout", type=float, default=3600.0,
+                        help="seconds one model's measures may take (default 3600: the catalogue's Hessian "
+                             "measures take minutes on the bench preset's larger models)")
     args = parser.parse_args(argv)
+    from gen_measures.runner.compute import _workers
+
+    workers = _workers(args.workers)
+    if workers > 1:  # the forward passes below are the unit of the workers' costs: same thread count
+        from gen_measures.runner.executors import threads_per_worker
+        from gen_measures.runner.worker import configure_threads
+
+        configure_threads(threads_per_worker(workers))
 
     from gen_measures.context import task_sample
     from gen_measures.io.pgdl import discover_tasks
@@ -174,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
             last[0] = time.perf_counter()
 
     results = compute(tasks=tasks, measures=[s.name for s in specs], sample_size=args.sample_size, seed=args.seed,
-                      batch_size=args.batch_size, progress=progress)
+                      batch_size=args.batch_size, progress=progress, workers=workers, model_timeout=args.model_timeout)
     wall = time.perf_counter() - t0
     references = {t.name: t.read_reference() for t in tasks}
     alone = (standalone_fpe(tasks, specs, args.sample_size, args.seed, args.batch_size, args.alone_models)

@@ -446,6 +446,15 @@ class _LazyCompiled:
         return self.traced(x)
 
 
+def _tf_variable(var: Any) -> Any:
+    """The ``tf.Variable`` holding a Keras variable's value (Keras 3's TensorFlow backend keeps
+    one in ``.value``; tf_keras variables are ``tf.Variable`` themselves)."""
+    import tensorflow as tf
+
+    inner = getattr(var, "value", None)
+    return inner if isinstance(inner, tf.Variable) else var
+
+
 class WeightPerturbation:
     """Evaluate a model at perturbed trainable weights; the original weights come back on exit.
 
@@ -453,10 +462,10 @@ class WeightPerturbation:
     are numpy arrays shaped like :attr:`base` (the trainable weights: kernels, biases,
     normalisation scales and shifts); :meth:`loss_gradient` gives the cross-entropy gradient
     at the current weights, so measures can search perturbations without importing TensorFlow.
-    The searches' inner loops go through fused compiled calls (:class:`_PerturbationCalls`):
-    :meth:`count_correct` (set the offsets and count the correct predictions of a batch) and
-    :meth:`sign_ascent_step` (set the offsets, take the gradient, step inside a box), one call
-    each instead of three.
+    The searches' inner loops use :meth:`count_correct` (set the offsets, count the correct
+    predictions of a batch) and :meth:`sign_ascent_step` (set the offsets, take the gradient,
+    step inside a box): each costs one call into TensorFlow besides the assignments, and their
+    compiled functions are traced once per context, whatever the number of searches.
     """
 
     def __init__(self, ctx: ModelContext) -> None:
@@ -465,6 +474,8 @@ class WeightPerturbation:
         self.ctx = ctx
         self.variables = list(ctx.model.trainable_variables)
         self.base = [np.asarray(v.numpy()) for v in self.variables]
+        # the TensorFlow variables behind Keras 3's (an assignment through Keras costs twice as much)
+        self._targets = [_tf_variable(v) for v in self.variables]
         last = ctx.model.layers[-1]
         from_logits = getattr(getattr(last, "activation", None), "__name__", "") != "softmax"
         self._loss = keras.losses.SparseCategoricalCrossentropy(from_logits=from_logits)
@@ -487,34 +498,54 @@ class WeightPerturbation:
             return offsets.astype(np.float64, copy=False)
         return np.concatenate([np.asarray(d, np.float64).reshape(-1) for d in offsets]) if len(offsets) else np.zeros(0)
 
-    def _compiled(self) -> _PerturbationCalls:
-        """The compiled calls, built once per context (every search of the model shares them: a
-        trace costs more than several forward passes of a small model)."""
-        calls = self.ctx._cache.get("perturbation_calls")
-        if calls is None:
-            calls = self.ctx._cache["perturbation_calls"] = _PerturbationCalls(self.ctx.model, self.variables, self.base,
-                                                                               self._loss)
-        return calls
-
     def set_offsets(self, offsets: Sequence[np.ndarray] | np.ndarray) -> None:
         """Set every trainable weight to ``base + offset``: ``offsets`` shaped like :attr:`base`,
-        or one flat vector of :attr:`size` entries in that order."""
-        self._compiled().assign(self._flat(offsets))
+        or one flat vector of :attr:`size` entries in that order. The sum is taken in float64 and
+        rounded once to the variable's dtype. (Plain per-variable assignments: a compiled
+        assignment costs a trace, 0.1-0.2 s, more than a whole search's assignments.)"""
+        flat = self._flat(offsets)
+        start = 0
+        for var, w in zip(self._targets, self.base):
+            part = flat[start:start + w.size].reshape(w.shape)
+            var.assign((w.astype(np.float64) + part).astype(w.dtype), read_value=False)
+            start += w.size
 
-    def count_correct(self, x: np.ndarray, y: np.ndarray, offsets: Sequence[np.ndarray] | np.ndarray) -> tuple[int, bool]:
-        """Set the weights to ``base + offsets`` and return ``(correct predictions on (x, y), every
-        output finite)``, in one compiled call. Argmax ties go to the first class, as with ``np.argmax``."""
-        correct, finite = self._compiled().assign_count(self._flat(offsets), np.asarray(x, np.float32),
-                                                        np.asarray(y, np.int64))
-        return int(correct), bool(finite)
+    def count_correct(self, x: np.ndarray, y: np.ndarray,
+                      offsets: Sequence[np.ndarray] | np.ndarray | None = None) -> tuple[int, bool]:
+        """``(correct predictions on (x, y), every output finite)`` at the current weights, or at
+        ``base + offsets`` (set first). One forward call through the context's compiled forward
+        pass (:meth:`ModelContext.predict`, shared with every other measure of the model)."""
+        if offsets is not None:
+            self.set_offsets(offsets)
+        out = self.ctx.predict(x, batch_size=max(1, len(x)))
+        return int(np.sum(np.argmax(out, axis=1) == np.asarray(y))), bool(np.all(np.isfinite(out)))
 
     def sign_ascent_step(self, u: np.ndarray, box: np.ndarray, x: np.ndarray, y: np.ndarray,
                          step: float = 0.5) -> np.ndarray:
         """One projected sign-gradient ascent step of the loss on ``(x, y)`` from offset ``u`` in
         the box ``|u_i| <= box_i`` (flat float64 vectors): the weights are set to ``base + u``,
-        then ``clip(u + step * box * sign(grad), -box, box)`` is returned (one compiled call)."""
-        out = self._compiled().ascent(self._flat(u), self._flat(box), np.float64(step), np.asarray(x, np.float32),
-                                      np.asarray(y, np.int64))
+        then ``clip(u + step * box * sign(grad), -box, box)`` is returned. The gradient and the
+        step are one compiled call, traced once per context."""
+        import tensorflow as tf
+
+        self.set_offsets(u)
+        fn = self.ctx._cache.get("sign_ascent_step")
+        if fn is None:
+            model, variables, loss_fn = self.ctx.model, self.variables, self._loss
+
+            def ascent(u, box, step, xb, yb):
+                with tf.GradientTape() as tape:
+                    loss = loss_fn(yb, model(xb, training=False))
+                grads = tape.gradient(loss, variables)
+                g = tf.concat([tf.reshape(tf.zeros_like(v) if gv is None else gv, [-1])
+                               for gv, v in zip(grads, variables)], 0)
+                return tf.clip_by_value(u + step * box * tf.sign(tf.cast(g, tf.float64)), -box, box)
+
+            flat = tf.TensorSpec([self.size], tf.float64)
+            fn = self.ctx._cache["sign_ascent_step"] = tf.function(ascent, input_signature=[
+                flat, flat, tf.TensorSpec([], tf.float64), tf.TensorSpec((None, *model.input_shape[1:]), tf.float32),
+                tf.TensorSpec([None], tf.int64)])
+        out = fn(self._flat(u), self._flat(box), np.float64(step), np.asarray(x, np.float32), np.asarray(y, np.int64))
         return out.numpy()
 
     def restore(self) -> None:
@@ -547,43 +578,3 @@ class WeightPerturbation:
         loss, grads = self._grad_fn(tf.convert_to_tensor(x, tf.float32), tf.convert_to_tensor(y, tf.int64))
         return float(loss), [np.zeros_like(w0) if g is None else np.asarray(g) for g, w0 in zip(grads, self.base)]
 
-
-class _PerturbationCalls:
-    """The compiled calls of :class:`WeightPerturbation` for one model, traced on first use.
-
-    Each crosses into TensorFlow once with flat float64 offsets (per-variable eager assigns, or
-    one argument per variable, cost more than a forward pass of a small model); an assignment
-    takes ``base + offset`` in float64 and rounds it once to the variable's dtype, so the
-    weights are the same whichever call set them.
-    """
-
-    def __init__(self, model: Any, variables: list, base: list[np.ndarray], loss_fn: Any) -> None:
-        import tensorflow as tf
-
-        sizes = [int(w.size) for w in base]
-        bases = [tf.constant(w.astype(np.float64)) for w in base]
-        flat = tf.TensorSpec([sum(sizes)], tf.float64)
-        xs = tf.TensorSpec((None, *model.input_shape[1:]), tf.float32)
-        ys = tf.TensorSpec([None], tf.int64)
-
-        def assign(offsets):
-            for var, b, part in zip(variables, bases, tf.split(offsets, sizes)):
-                var.assign(tf.cast(b + tf.reshape(part, b.shape), var.dtype))
-
-        def assign_count(offsets, x, y):
-            assign(offsets)
-            out = model(x, training=False)
-            hits = tf.reduce_sum(tf.cast(tf.equal(tf.argmax(out, axis=1), y), tf.int64))
-            return hits, tf.reduce_all(tf.math.is_finite(out))
-
-        def ascent(u, box, step, x, y):
-            assign(u)
-            with tf.GradientTape() as tape:
-                loss = loss_fn(y, model(x, training=False))
-            grads = tape.gradient(loss, variables)
-            g = tf.concat([tf.reshape(tf.zeros_like(v) if gv is None else gv, [-1]) for gv, v in zip(grads, variables)], 0)
-            return tf.clip_by_value(u + step * box * tf.sign(tf.cast(g, tf.float64)), -box, box)
-
-        self.assign = tf.function(assign, input_signature=[flat])
-        self.assign_count = tf.function(assign_count, input_signature=[flat, xs, ys])
-        self.ascent = tf.function(ascent, input_signature=[flat, flat, tf.TensorSpec([], tf.float64), xs, ys])
