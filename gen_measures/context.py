@@ -309,12 +309,14 @@ class ModelContext:
             )
 
     # -- forward passes ------------------------------------------------------------------------
-    def predict(self, x: np.ndarray, batch_size: int | None = None) -> np.ndarray:
+    def predict(self, x: np.ndarray, batch_size: int | None = None, *, repeated: bool = False) -> np.ndarray:
         """Model outputs (as the last layer returns them) for ``x``, inference mode, in batches
-        of ``batch_size`` (default: the context's)."""
+        of ``batch_size`` (default: the context's). ``repeated=True`` says the caller will call
+        again many times (a perturbation search): the compiled forward pass is used at once
+        instead of after a few eager calls."""
         x = np.asarray(x, dtype=np.float32)
         forward = self._compiled("forward", lambda: self.model)
-        outs = [np.asarray(forward(x[sl])) for sl in self._batches(x, batch_size)]
+        outs = [np.asarray(forward(x[sl], compiled=repeated)) for sl in self._batches(x, batch_size)]
         return np.concatenate(outs) if outs else np.zeros((0, self.n_classes), np.float32)
 
     def logits(self) -> np.ndarray:
@@ -433,9 +435,9 @@ class _LazyCompiled:
         self.calls = 0
         self.traced = None
 
-    def __call__(self, x: np.ndarray) -> Any:
+    def __call__(self, x: np.ndarray, compiled: bool = False) -> Any:
         self.calls += 1
-        if self.calls <= self.EAGER_CALLS:
+        if self.calls <= self.EAGER_CALLS and not compiled and self.traced is None:
             return self.net(x, training=False)
         if self.traced is None:
             import tensorflow as tf
@@ -517,7 +519,7 @@ class WeightPerturbation:
         pass (:meth:`ModelContext.predict`, shared with every other measure of the model)."""
         if offsets is not None:
             self.set_offsets(offsets)
-        out = self.ctx.predict(x, batch_size=max(1, len(x)))
+        out = self.ctx.predict(x, batch_size=max(1, len(x)), repeated=True)
         return int(np.sum(np.argmax(out, axis=1) == np.asarray(y))), bool(np.all(np.isfinite(out)))
 
     def sign_ascent_step(self, u: np.ndarray, box: np.ndarray, x: np.ndarray, y: np.ndarray,

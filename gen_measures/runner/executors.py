@@ -137,17 +137,23 @@ class WorkerProcess:
         self.proc.wait()
         self.conn.close()
 
-    def stop(self) -> None:
+    def request_stop(self) -> None:
         try:
             self.conn.send(("stop",))
         except OSError:
             pass
+
+    def wait_stopped(self, timeout: float = 10.0) -> None:
         try:
-            self.proc.wait(timeout=10)
+            self.proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
         self.conn.close()
+
+    def stop(self) -> None:
+        self.request_stop()
+        self.wait_stopped()
 
 
 def _missing_rows(job: ModelJob, received: set[str], status: str, seconds: float, message: str) -> list[ResultRow]:
@@ -257,11 +263,14 @@ class ProcessExecutor:
             on_done(job)
 
     def close(self) -> None:
-        for w in list(self.pool):
-            if w.job is None:
-                w.stop()
-            else:
+        idle = [w for w in self.pool if w.job is None]
+        for w in self.pool:
+            if w.job is not None:
                 w.kill()
+        for w in idle:  # every idle worker is asked first, then waited for: they exit side by side
+            w.request_stop()
+        for w in idle:
+            w.wait_stopped()
         self.pool.clear()
 
 
