@@ -178,3 +178,17 @@ def test_sign_ascent_step_equals_a_step_taken_by_hand(small_ctx):
     np.testing.assert_array_equal(fused, expected)
     assert np.all(np.abs(fused) <= box)
     assert not math.isnan(float(fused.sum()))
+
+
+def test_engine_answers_over_at_once_when_the_perturbed_model_outputs_nan(small_ctx):
+    from gen_measures.measures.perturbation import PerturbationEngine
+
+    classify = displacement_class(TARGET, TOL)
+    with PerturbationEngine(small_ctx) as engine:
+        passes = engine.passes
+        nan = [np.full(w.shape, np.nan) for w in engine.base]
+        decision = engine.decide([lambda: nan] * 10, classify)
+        assert decision.answer == OVER and decision.drop == math.inf and decision.estimate == math.inf
+        assert decision.draws == 1 and not decision.complete
+        assert engine.passes - passes <= 32 / len(small_ctx.y) + 1e-12  # one batch evaluated, then stopped
+    np.testing.assert_array_equal(small_ctx.model.get_weights()[0], small_ctx.weights()[0])
