@@ -27,7 +27,8 @@ cached forward pass is cheaper here than alone). Then, per measure, the table sh
   task (default 2, spread over the task). The core cost targets are checked on this column.
 
 Below the table: the FPE cost targets of the core measures (P-vector <= 1.5, saturation <= 2,
-pseudo-validation <= 2, sharpness <= 60) with the measured values, and the peak resident memory
+pseudo-validation <= 2, sharpness <= 60) with the measured values, the flatness targets in warm
+forward passes in the run (``pacbayes_sharpness`` <= 12, ``sharpness`` <= 8), and the peak resident memory
 of this process (``resource.getrusage``).
 """
 
@@ -60,6 +61,8 @@ FPE_TARGETS = {
     "pseudo_validation_error": 2.0,
     "sharpness": 60.0,
 }
+#: Flatness cost targets in warm forward passes, in the run (issue 15).
+WARM_FPE_TARGETS = {"pacbayes_sharpness": 12.0, "sharpness": 8.0}
 
 try:  # scoring is written in parallel; keep the script usable against its documented interface
     from scoring.report import evaluate
@@ -200,6 +203,7 @@ def main(argv: list[str] | None = None) -> int:
               + f" {'cleanCMI':>8s} {'tau_a':>6s} {'pct':>5s} {'s/model':>8s} {'FPE':>6s} {'FPEwarm':>7s} {'FPEalone':>8s} {'ok':>7s}")
     lines = [header, "-" * len(header)]
     ranked = []
+    warm: dict[str, float] = {}
     for spec in specs:
         rows = results[results.measure == spec.name]
         per_task, fpes, fpes_warm = {}, [], []
@@ -214,6 +218,7 @@ def main(argv: list[str] | None = None) -> int:
                 else math.nan for k in ("cmi_official", "cmi_clean", "kendall_tau_a", "cmi_percentile")}
         fpe = float(np.mean(fpes)) if fpes else math.nan
         fpe_warm = float(np.mean(fpes_warm)) if fpes_warm else math.nan
+        warm[spec.name] = fpe_warm
         ok = int((rows.status == "ok").sum())
         key = mean["cmi_official"] if math.isfinite(mean["cmi_official"]) else -math.inf
         ranked.append((key,
@@ -232,6 +237,11 @@ def main(argv: list[str] | None = None) -> int:
           "cold forward pass over the same sample; FPEwarm = the same over a warm (already traced) forward pass, "
           "the strict view; FPEalone = the measure alone on a fresh context / cold forward pass")
 
+    print("\nFlatness cost targets (FPEwarm, in the run):")
+    for name, target in WARM_FPE_TARGETS.items():
+        if name in warm:
+            verdict = "ok" if math.isfinite(warm[name]) and warm[name] <= target else "OVER"
+            print(f"  {name:26s} {fmt(warm[name], '.1f'):>8s} warm FPE  (target <= {target:g})  {verdict}")
     print(f"\nFPE cost targets of the core measures (measure alone, {args.alone_models} models per task):")
     for name, target in FPE_TARGETS.items():
         if name in alone:
