@@ -106,7 +106,9 @@ def test_every_metric_against_numpy_eigenvalues(build):
         np.testing.assert_allclose([per_layer[n] for n, _ in layers], [expected[metric][n] for n, _ in layers],
                                    rtol=1e-9, atol=1e-12, err_msg=measure)
         assert out.value == pytest.approx(np.mean(list(expected[metric].values())), rel=1e-9, abs=1e-12)
-        assert out.details["alpha"] == alphas and out.details["skipped"] == []
+        assert list(out.details["alpha"]) == list(alphas) and out.details["skipped"] == []
+        # the same fits computed twice: equal up to the BLAS summation order (one ulp seen under load)
+        assert [out.details["alpha"][k] for k in alphas] == pytest.approx([alphas[k] for k in alphas], rel=1e-12)
 
 
 def test_conv_scaling_shifts_only_the_log_metrics():
