@@ -579,4 +579,3 @@ class WeightPerturbation:
             self._grad_fn = grad_fn
         loss, grads = self._grad_fn(tf.convert_to_tensor(x, tf.float32), tf.convert_to_tensor(y, tf.int64))
         return float(loss), [np.zeros_like(w0) if g is None else np.asarray(g) for g, w0 in zip(grads, self.base)]
-

@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 
-__all__ = ["Decision", "PerturbationEngine", "SigmaSearch", "displacement_class", "logit_of_drop", "next_point",
+__all__ = ["Bracket", "Decision", "PerturbationEngine", "SigmaSearch", "displacement_class", "logit_of_drop", "next_point",
            "pacbayes_sigma", "search_sigma", "side_slope"]
 
 #: Answers of the decisions.
@@ -107,12 +107,12 @@ class PerturbationEngine:
         self.passes += n / max(1, self.ctx.n_samples)
 
     def _full_accuracy(self) -> float:
-        """Accuracy at ``base`` on the evaluation set (NaN when an output is not finite)."""
-        zero = np.zeros(self._p.size)
+        """Accuracy at ``base`` (the weights as the engine found them) on the evaluation set (NaN
+        when an output is not finite)."""
         correct = 0
         for start in range(0, len(self.y), self.batch_size):
             sl = slice(start, start + self.batch_size)
-            hits, finite = self._p.count_correct(self.x[sl], self.y[sl], zero)
+            hits, finite = self._p.count_correct(self.x[sl], self.y[sl])
             if not finite:
                 return math.nan
             correct += hits
@@ -151,8 +151,8 @@ class PerturbationEngine:
             offsets = make()
             for start in range(0, n_eval, self.batch_size):
                 sl = slice(start, min(start + self.batch_size, n_eval))
-                # the offsets are set in the call that evaluates the batch (a negligible cost next to the forward pass)
-                hits, finite = self._p.count_correct(self.x[sl], self.y[sl], offsets)
+                # the draw's offsets are set with its first batch; later batches run at the same weights
+                hits, finite = self._p.count_correct(self.x[sl], self.y[sl], offsets if start == 0 else None)
                 self._count(sl.stop - sl.start)
                 if not finite:
                     return Decision(classify(math.inf, math.inf), math.inf, (math.nan, math.nan), used, False, math.inf)
@@ -259,6 +259,38 @@ def next_point(lo: float, g_lo: float | None, hi: float, g_hi: float | None, g_t
     return math.exp(math.log(lo) + t * (math.log(hi) - math.log(lo)))
 
 
+class Bracket:
+    """The state of an interpolated scale search (PAC-Bayes sigma, sharpness alpha): the bracket
+    ``(lo, hi)`` with ``logit(drop / acc0)`` at its evaluated ends, and every point of each side,
+    from which :meth:`next` places the next point (:func:`next_point`, with :func:`side_slope`
+    while only one side is known)."""
+
+    def __init__(self, lo: float, hi: float, acc0: float) -> None:
+        self.lo, self.hi, self.acc0 = lo, hi, acc0
+        self.g_lo: float | None = None
+        self.g_hi: float | None = None
+        self._sides: dict[bool, list[tuple[float, float]]] = {False: [], True: []}  # (scale, logit) under / over
+
+    def record(self, s: float, drop: float, over: bool) -> None:
+        """Scale ``s`` measured at ``drop``; ``over``: above the target (it becomes ``hi``), else ``lo``."""
+        g = logit_of_drop(drop, self.acc0)
+        self._sides[over].append((s, g))
+        if over:
+            self.hi, self.g_hi = s, g
+        else:
+            self.lo, self.g_lo = s, g
+
+    @property
+    def closed(self) -> bool:
+        """Both ends evaluated: the target is bracketed."""
+        return self.g_lo is not None and self.g_hi is not None
+
+    def next(self, g_target: float, upper: float) -> float | None:
+        one_sided = (self.g_lo is None) != (self.g_hi is None)
+        slope = side_slope(self._sides[self.g_lo is None]) if one_sided else LOGIT_SLOPE
+        return next_point(self.lo, self.g_lo, self.hi, self.g_hi, g_target, upper, slope)
+
+
 def search_sigma(evaluate: Callable[[float], Decision], acc0: float, *, points: str = "interpolated", depth: int = 15,
                  target: float = 0.1, upper: float = 2.0) -> tuple[float, list[tuple[float, str, int]]]:
     """The point sequence of the PAC-Bayes search, given ``evaluate(sigma)`` (a :class:`Decision`).
@@ -277,27 +309,19 @@ def search_sigma(evaluate: Callable[[float], Decision], acc0: float, *, points: 
     if points not in POINTS:
         raise ValueError(f"points={points!r}: expected one of {POINTS}")
     steps: list[tuple[float, str, int]] = []
-    lo, hi = 0.0, float(upper)
-    g_lo = g_hi = None
+    bracket = Bracket(0.0, float(upper), acc0)
     g_target = logit_of_drop(target, acc0)
-    sides: dict[bool, list[tuple[float, float]]] = {False: [], True: []}  # (sigma, logit) under / over
-    sigma = (lo + hi) / 2
+    sigma = float(upper) / 2
     for _ in range(depth):
         decision = evaluate(sigma)
         steps.append((sigma, decision.answer, decision.draws))
         if decision.answer == WITHIN:
             break
-        g = logit_of_drop(decision.estimate, acc0)
-        if decision.answer == OVER:
-            hi, g_hi = sigma, g
-        else:
-            lo, g_lo = sigma, g
-        sides[decision.answer == OVER].append((sigma, g))
+        bracket.record(sigma, decision.estimate, decision.answer == OVER)
         if points == "bisection":
-            sigma = (lo + hi) / 2
+            sigma = (bracket.lo + bracket.hi) / 2
             continue
-        slope = side_slope(sides[g_lo is None]) if (g_lo is None) != (g_hi is None) else LOGIT_SLOPE
-        nxt = next_point(lo, g_lo, hi, g_hi, g_target, upper, slope)
+        nxt = bracket.next(g_target, upper)
         if nxt is None:
             break
         sigma = nxt

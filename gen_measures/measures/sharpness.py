@@ -44,8 +44,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from gen_measures.measures.perturbation import (LOGIT_SLOPE, OVER, UNDER, PerturbationEngine, SigmaSearch, logit_of_drop,
-                                                next_point, pacbayes_sigma, side_slope)
+from gen_measures.measures.perturbation import (OVER, UNDER, Bracket, PerturbationEngine, SigmaSearch, logit_of_drop,
+                                                pacbayes_sigma)
 from gen_measures.registry import LARGER_GAP, MeasureResult, register_measure
 
 REFERENCE = (
@@ -97,30 +97,23 @@ def largest_scale_within_drop(
     """
     trace: list[tuple[float, float]] = []
     g_target = logit_of_drop(target, acc0)
-    lo, hi = lo_bound, hi_bound
-    g_lo = g_hi = None
-    sides: dict[bool, list[tuple[float, float]]] = {False: [], True: []}  # (scale, logit) under / over
+    bracket = Bracket(lo_bound, hi_bound, acc0)
     s = min(max(start, lo_bound), hi_bound)
     refinements = 0
     while len(trace) < MAX_EVALUATIONS:
         d = drop_at(s)
         trace.append((s, d))
-        sides[d > target].append((s, logit_of_drop(d, acc0)))
-        if d <= target:
-            lo, g_lo = s, logit_of_drop(d, acc0)
-            if d >= target - tolerance or s >= hi_bound:
-                return s, trace
-        else:
-            hi, g_hi = s, logit_of_drop(d, acc0)
-            if s <= lo_bound:
-                return lo_bound, trace
-        if g_lo is not None and g_hi is not None:
-            if refinements >= steps or hi / lo <= RESOLUTION:
-                return lo, trace
+        bracket.record(s, d, d > target)
+        if d <= target and (d >= target - tolerance or s >= hi_bound):
+            return s, trace
+        if d > target and s <= lo_bound:
+            return lo_bound, trace
+        if bracket.closed:
+            if refinements >= steps or bracket.hi / bracket.lo <= RESOLUTION:
+                return bracket.lo, trace
             refinements += 1
-        slope = side_slope(sides[g_lo is None]) if (g_lo is None) != (g_hi is None) else LOGIT_SLOPE
-        s = min(max(next_point(lo, g_lo, hi, g_hi, g_target, hi_bound, slope), lo_bound), hi_bound)
-    return (lo if g_lo is not None else lo_bound), trace
+        s = min(max(bracket.next(g_target, hi_bound), lo_bound), hi_bound)
+    return (bracket.lo if bracket.g_lo is not None else lo_bound), trace
 
 
 def worst_case_sharpness(
