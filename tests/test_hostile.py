@@ -197,8 +197,11 @@ def test_ctrl_c_stops_promptly_keeps_results_and_says_how_to_resume(task, tmp_pa
     out = tmp_path / "o"
     cmd = [sys.executable, "-m", "gen_measures", "run", str(task), "--measures", "distance_to_init,probe_pause",
            "--plugin", probes, "--output", str(out), "--quiet", "--fuse", ""]
+    # the run starts with Ctrl-C's default action, as from a terminal, even when pytest itself was started
+    # as a background job (which inherits SIGINT ignored, and so would the run)
     proc = subprocess.Popen(cmd, env=dict(os.environ, PROBE_PAUSE_SECONDS="3"), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+                            stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     assert builders.wait_for_stored_rows(out, 2, proc) >= 2
     os.killpg(proc.pid, signal.SIGINT)  # as a terminal's Ctrl-C: the whole process group
     t0 = time.time()
