@@ -311,13 +311,35 @@ class ModelContext:
     # -- forward passes ------------------------------------------------------------------------
     def predict(self, x: np.ndarray, batch_size: int | None = None, *, repeated: bool = False) -> np.ndarray:
         """Model outputs (as the last layer returns them) for ``x``, inference mode, in batches
-        of ``batch_size`` (default: the context's). ``repeated=True`` says the caller will call
-        again many times (a perturbation search): the compiled forward pass is used at once
-        instead of after a few eager calls."""
+        of ``batch_size`` (default: the context's), through the architecture's compiled forward
+        pass (:meth:`traces`: traced once per architecture and process). For a model without
+        ``stateless_call``, the model's own pass, eager for a few calls and then compiled;
+        ``repeated=True`` (the caller will call again many times) compiles it at once."""
         x = np.asarray(x, dtype=np.float32)
-        forward = self._compiled("forward", lambda: self.model)
-        outs = [np.asarray(forward(x[sl], compiled=repeated)) for sl in self._batches(x, batch_size)]
+        traces = self.traces()
+        if traces is not None:
+            trainable, non_trainable = self.variable_values()
+            outs = [np.asarray(traces.forward(trainable, non_trainable, x[sl])) for sl in self._batches(x, batch_size)]
+        else:
+            forward = self._compiled("forward", lambda: self.model)
+            outs = [np.asarray(forward(x[sl], compiled=repeated)) for sl in self._batches(x, batch_size)]
         return np.concatenate(outs) if outs else np.zeros((0, self.n_classes), np.float32)
+
+    def traces(self):
+        """The :class:`~gen_measures.traces.ArchitectureTraces` of this model: compiled forward
+        passes traced once per architecture and process, shared by every model of that
+        architecture (``None`` for a model without Keras 3's ``stateless_call``)."""
+        if "traces" not in self._cache:
+            from gen_measures.traces import traces_for
+
+            self._cache["traces"] = traces_for(self.model)
+        return self._cache["traces"]
+
+    def variable_values(self) -> tuple[list, list]:
+        """The model's trainable and non-trainable variables (TensorFlow variables, read when a
+        compiled function is called with them), in Keras' order."""
+        return ([_tf_variable(v) for v in self.model.trainable_variables],
+                [_tf_variable(v) for v in self.model.non_trainable_variables])
 
     def logits(self) -> np.ndarray:
         """Outputs on the sample (cached)."""
@@ -462,22 +484,35 @@ class WeightPerturbation:
 
     Used as ``with ctx.perturbation() as p: p.set_offsets(deltas); p.accuracy()``. Offsets
     are numpy arrays shaped like :attr:`base` (the trainable weights: kernels, biases,
-    normalisation scales and shifts); :meth:`loss_gradient` gives the cross-entropy gradient
-    at the current weights, so measures can search perturbations without importing TensorFlow.
-    The searches' inner loops use :meth:`count_correct` (set the offsets, count the correct
-    predictions of a batch) and :meth:`sign_ascent_step` (set the offsets, take the gradient,
-    step inside a box): each costs one call into TensorFlow besides the assignments, and their
-    compiled functions are traced once per context, whatever the number of searches.
+    normalisation scales and shifts), or one flat vector in that order; :meth:`loss_gradient`
+    gives the cross-entropy gradient at the current weights, so measures can search
+    perturbations without importing TensorFlow.
+
+    The searches' inner loops use :meth:`count_correct` (count the correct predictions of a
+    batch at ``base + offsets``) and :meth:`sign_ascent_step` (the gradient at ``base + u`` and a
+    step inside a box): each is one call of a function compiled once per architecture and
+    process (:mod:`gen_measures.traces`) that takes the weights as arguments, so neither traces
+    per model nor assigns the model's variables. :meth:`set_offsets` assigns them (for
+    :meth:`accuracy`, :meth:`loss_gradient` and any use of the model itself); the offsets last
+    given to any of the three are the *current* ones.
     """
 
     def __init__(self, ctx: ModelContext) -> None:
         import keras
+        import tensorflow as tf
 
         self.ctx = ctx
         self.variables = list(ctx.model.trainable_variables)
         self.base = [np.asarray(v.numpy()) for v in self.variables]
         # the TensorFlow variables behind Keras 3's (an assignment through Keras costs twice as much)
         self._targets = [_tf_variable(v) for v in self.variables]
+        self._traces = ctx.traces()
+        if self._traces is None:
+            raise MeasureError(f"{ctx.label}: weight perturbations need a Keras 3 model (with stateless_call); "
+                               f"got a {type(ctx.model).__module__}.{type(ctx.model).__name__}")
+        self._base_tensors = [tf.constant(w) for w in self.base]
+        self._current = np.zeros(self.size)
+        self._applied: np.ndarray | None = None  # the offsets the variables hold (None: base)
         last = ctx.model.layers[-1]
         from_logits = getattr(getattr(last, "activation", None), "__name__", "") != "softmax"
         self._loss = keras.losses.SparseCategoricalCrossentropy(from_logits=from_logits)
@@ -501,57 +536,50 @@ class WeightPerturbation:
         return np.concatenate([np.asarray(d, np.float64).reshape(-1) for d in offsets]) if len(offsets) else np.zeros(0)
 
     def set_offsets(self, offsets: Sequence[np.ndarray] | np.ndarray) -> None:
-        """Set every trainable weight to ``base + offset``: ``offsets`` shaped like :attr:`base`,
-        or one flat vector of :attr:`size` entries in that order. The sum is taken in float64 and
-        rounded once to the variable's dtype. (Plain per-variable assignments: a compiled
-        assignment costs a trace, 0.1-0.2 s, more than a whole search's assignments.)"""
-        flat = self._flat(offsets)
+        """Set every trainable variable of the model to ``base + offset``: ``offsets`` shaped like
+        :attr:`base`, or one flat vector of :attr:`size` entries in that order. The sum is taken
+        in float64 and rounded once to the variable's dtype. (Plain per-variable assignments: a
+        compiled assignment costs a trace, 0.1-0.2 s, more than a whole search's assignments.)"""
+        flat = self._current = self._applied = self._flat(offsets)
         start = 0
         for var, w in zip(self._targets, self.base):
             part = flat[start:start + w.size].reshape(w.shape)
             var.assign((w.astype(np.float64) + part).astype(w.dtype), read_value=False)
             start += w.size
 
+    def _sync(self) -> None:
+        """Assign the current offsets to the model's variables if they hold others."""
+        if self._current is not self._applied and (self._applied is not None or np.any(self._current)):
+            self.set_offsets(self._current)
+
     def count_correct(self, x: np.ndarray, y: np.ndarray,
                       offsets: Sequence[np.ndarray] | np.ndarray | None = None) -> tuple[int, bool]:
-        """``(correct predictions on (x, y), every output finite)`` at the current weights, or at
-        ``base + offsets`` (set first). One forward call through the context's compiled forward
-        pass (:meth:`ModelContext.predict`, shared with every other measure of the model)."""
+        """``(correct predictions on (x, y), every output finite)`` at ``base + offsets`` (the
+        same rounding as :meth:`set_offsets`), or at the current offsets when ``offsets`` is
+        ``None``. One call of the architecture's compiled function; the model's variables are
+        not assigned."""
         if offsets is not None:
-            self.set_offsets(offsets)
-        out = self.ctx.predict(x, batch_size=max(1, len(x)), repeated=True)
-        return int(np.sum(np.argmax(out, axis=1) == np.asarray(y))), bool(np.all(np.isfinite(out)))
+            self._current = self._flat(offsets)
+        _, non_trainable = self.ctx.variable_values()
+        return self._traces.count_correct(self._base_tensors, self._current, non_trainable, x, y)
 
     def sign_ascent_step(self, u: np.ndarray, box: np.ndarray, x: np.ndarray, y: np.ndarray,
                          step: float = 0.5) -> np.ndarray:
         """One projected sign-gradient ascent step of the loss on ``(x, y)`` from offset ``u`` in
-        the box ``|u_i| <= box_i`` (flat float64 vectors): the weights are set to ``base + u``,
-        then ``clip(u + step * box * sign(grad), -box, box)`` is returned. The gradient and the
-        step are one compiled call, traced once per context."""
-        import tensorflow as tf
-
-        self.set_offsets(u)
-        fn = self.ctx._cache.get("sign_ascent_step")
-        if fn is None:
-            model, variables, loss_fn = self.ctx.model, self.variables, self._loss
-
-            def ascent(u, box, step, xb, yb):
-                with tf.GradientTape() as tape:
-                    loss = loss_fn(yb, model(xb, training=False))
-                grads = tape.gradient(loss, variables)
-                g = tf.concat([tf.reshape(tf.zeros_like(v) if gv is None else gv, [-1])
-                               for gv, v in zip(grads, variables)], 0)
-                return tf.clip_by_value(u + step * box * tf.sign(tf.cast(g, tf.float64)), -box, box)
-
-            flat = tf.TensorSpec([self.size], tf.float64)
-            fn = self.ctx._cache["sign_ascent_step"] = tf.function(ascent, input_signature=[
-                flat, flat, tf.TensorSpec([], tf.float64), tf.TensorSpec((None, *model.input_shape[1:]), tf.float32),
-                tf.TensorSpec([None], tf.int64)])
-        out = fn(self._flat(u), self._flat(box), np.float64(step), np.asarray(x, np.float32), np.asarray(y, np.int64))
-        return out.numpy()
+        the box ``|u_i| <= box_i`` (flat float64 vectors): ``clip(u + step * box * sign(grad),
+        -box, box)`` with the gradient at ``base + u`` (which become the current offsets). One call
+        of the architecture's compiled function; the model's variables are not assigned."""
+        self._current = self._flat(u)
+        _, non_trainable = self.ctx.variable_values()
+        return self._traces.sign_ascent(self._base_tensors, self._current, self._flat(box), step, non_trainable, x, y)
 
     def restore(self) -> None:
-        self.set_offsets(np.zeros(self.size))
+        """Put the trained weights back (the current offsets become zero)."""
+        self._current = np.zeros(self.size)
+        if self._applied is not None:
+            for var, w in zip(self._targets, self.base):
+                var.assign(w, read_value=False)
+            self._applied = None
 
     def accuracy(self, x: np.ndarray | None = None, y: np.ndarray | None = None) -> float:
         """Accuracy at the current weights (default: on the context's sample).
@@ -559,6 +587,7 @@ class WeightPerturbation:
         NaN, without a warning, when the perturbed model outputs NaN or inf (an expected
         outcome of a perturbation search; :func:`gen_measures.numerics.classification.accuracy`).
         """
+        self._sync()
         x = self.ctx.x if x is None else x
         y = self.ctx.y if y is None else y
         return accuracy(self.ctx.predict(x), y, warn=False)
@@ -567,6 +596,7 @@ class WeightPerturbation:
         """Mean cross-entropy at the current weights and its gradient w.r.t. the trainable weights."""
         import tensorflow as tf
 
+        self._sync()
         if self._grad_fn is None:
             model, variables, loss_fn = self.ctx.model, self.variables, self._loss
 
