@@ -190,3 +190,32 @@ def test_measures_that_do_not_apply_are_not_failures(tmp_path, capsys):
     assert {"augment_margin", "augmentation_robustness", "dbi_mixup"} <= set(skipped.measure)
     assert all("does not apply" in m for m in skipped.message)
     assert (res.status == "ok").sum() > 0
+
+
+def test_free_workers_take_the_jobs_of_the_architecture_they_ran_last():
+    """Dispatch order of the process executor: a worker keeps to its architecture (its traced
+    functions are warm), a fresh one starts on an architecture nobody else is running."""
+    from collections import deque
+    from types import SimpleNamespace
+
+    from gen_measures.runner.executors import ProcessExecutor
+    from gen_measures.runner.jobs import ModelJob
+
+    def job(i, arch):
+        return ModelJob(job_id=i, task_path="t", task_name="t", model_id=str(i), measures=["m"], seed=0, batch_size=8,
+                        architecture=arch)
+
+    pending = deque(job(i, arch) for i, arch in enumerate("aaaabbbbcccc"))
+    executor = ProcessExecutor(workers=2)
+    one, two = SimpleNamespace(architecture=""), SimpleNamespace(architecture="")
+    executor.pool = [one, two]
+    taken = {id(one): [], id(two): []}
+    for w in [one, two] * 6:
+        j = executor._next_job(pending, w)
+        w.architecture = j.architecture
+        taken[id(w)].append(j.architecture)
+    assert "".join(taken[id(one)]) == "aaaacc" and "".join(taken[id(two)]) == "bbbbcc"
+    assert not pending
+    # unread architectures ("") are taken in order
+    pending = deque(job(i, "") for i in range(3))
+    assert [executor._next_job(pending, one).job_id for _ in range(3)] == [0, 1, 2]

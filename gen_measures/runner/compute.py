@@ -24,7 +24,7 @@ from gen_measures.context import DEFAULT_BATCH_SIZE
 from gen_measures.errors import GenMeasuresError
 from gen_measures.registry import MeasureSpec, plugin_files, resolve_measures
 from gen_measures.runner.fingerprint import TaskFingerprints
-from gen_measures.runner.jobs import ModelJob, has_sample, read_train_size, sample_stem, write_sample
+from gen_measures.runner.jobs import ModelJob, architecture_digest, has_sample, read_train_size, sample_stem, write_sample
 from gen_measures.runner.measure import FAILED_STATUSES, STATUS_ERROR, STATUS_TIMEOUT, ResultRow, error_text
 from gen_measures.runner.store import RESULT_COLUMNS, ResultStore, RunLock, StoredRow, sample_size_key
 from gen_measures.sampling import DEFAULT_SAMPLE_SIZE, DEFAULT_SEED
@@ -259,7 +259,8 @@ def _plan(task_list, task_paths, specs, store, folder, ss_key, sample_size, seed
             job = ModelJob(job_id=len(jobs), task_path=task_path, task_name=task.name, model_id=model_id,
                            measures=[s.name for s in ms], seed=seed, batch_size=batch_size,
                            sample_file=sample_file if any("data" in s.needs for s in ms) else None, n_train=n_train,
-                           reference_path=str(task.reference_path) if task.reference_path else None, plugins=plugins)
+                           reference_path=str(task.reference_path) if task.reference_path else None, plugins=plugins,
+                           architecture=architecture_digest(task.config_path(model_id)))
             for spec in ms:
                 keys[(job.job_id, spec.name)] = _key_of(task_path, task.name, model_id, spec, ss_key, seed,
                                                         fps.of(model_id, spec.needs))

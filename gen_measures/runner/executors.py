@@ -18,6 +18,7 @@ a model is finished; the caller writes them to the store.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 import os
@@ -41,6 +42,8 @@ RowFn = Callable[[ModelJob, ResultRow], None]
 DoneFn = Callable[[ModelJob], None]
 #: How often a worker may die before saying ``ready`` before the run gives up.
 MAX_START_FAILURES = 3
+#: Pending jobs a free worker looks through for one of its last architecture.
+AFFINITY_WINDOW = 512
 
 
 def available_cores() -> int:
@@ -118,9 +121,11 @@ class WorkerProcess:
         self.started = 0.0
         self.current = ""
         self.received: set[str] = set()
+        self.architecture = ""  # of the job it ran last
 
     def assign(self, job: ModelJob) -> None:
         self.job, self.started, self.current, self.received = job, time.monotonic(), "(loading the model)", set()
+        self.architecture = job.architecture
         self.conn.send(("job", job))
 
     def log_tail(self, lines: int = 3) -> str:
@@ -192,7 +197,7 @@ class ProcessExecutor:
         while pending or any(w.job is not None for w in self.pool):
             for w in self.pool:
                 if w.ready and w.job is None and pending:
-                    w.assign(pending.popleft())
+                    w.assign(self._next_job(pending, w))
             timeout = 1.0
             if self.model_timeout is not None:
                 deadlines = [w.started + self.model_timeout - time.monotonic() for w in self.pool if w.job is not None]
@@ -208,6 +213,21 @@ class ProcessExecutor:
             self._enforce_budget(pending, on_row, on_done)
             while len(self.pool) < min(self.workers, len(pending) + sum(w.job is not None for w in self.pool)):
                 self._spawn()
+
+    def _next_job(self, pending: deque, w: WorkerProcess) -> ModelJob:
+        """The job a free worker takes: the first pending job of the architecture it ran last
+        (its compiled functions are traced already, :mod:`gen_measures.traces`), else the first
+        of an architecture that no other worker ran last, else the first (looking at most
+        :data:`AFFINITY_WINDOW` jobs ahead)."""
+        others = {o.architecture for o in self.pool if o is not w}
+        window = list(itertools.islice(pending, AFFINITY_WINDOW))
+        for wanted in (lambda j: bool(j.architecture) and j.architecture == w.architecture,
+                       lambda j: j.architecture not in others):
+            for i, job in enumerate(window):
+                if wanted(job):
+                    del pending[i]
+                    return job
+        return pending.popleft()
 
     def _handle(self, w: WorkerProcess, message: tuple, on_row: RowFn, on_done: DoneFn) -> None:
         kind = message[0]

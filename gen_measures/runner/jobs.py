@@ -10,6 +10,7 @@ scattered ``(x, y)`` pair.
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,6 +32,9 @@ class ModelJob:
     seed, batch_size : as in :func:`gen_measures.runner.compute`.
     plugins : plug-in files the worker must load first.
     submissions : ``{measure name: submission folder}`` of the measures that are PGDL submissions.
+    architecture : a digest of the model's layers (:func:`architecture_digest`; ``""`` when
+        unread): a process executor gives a worker the jobs of the architecture it ran last
+        first, since its compiled functions are then already traced (:mod:`gen_measures.traces`).
     """
 
     job_id: int
@@ -45,10 +49,22 @@ class ModelJob:
     reference_path: str | None = None
     plugins: list[str] = field(default_factory=list)
     submissions: dict[str, str] = field(default_factory=dict)
+    architecture: str = ""
 
     @property
     def label(self) -> str:
         return f"{self.task_name}/model_{self.model_id}"
+
+
+def architecture_digest(config_path: str | Path) -> str:
+    """A digest of the ``model_config`` of a ``config.json`` (``""`` when it cannot be read:
+    the worker that loads the model reports that error)."""
+    try:
+        config = json.loads(Path(config_path).read_text())
+        text = json.dumps(config.get("model_config") if isinstance(config, dict) else config, sort_keys=True)
+    except (OSError, ValueError, TypeError):
+        return ""
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def sample_stem(folder: str | Path, task_path: str, data_fingerprint: str, sample_size: int, seed: int) -> Path:
