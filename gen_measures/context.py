@@ -99,11 +99,32 @@ def task_sample(task, sample_size: int | None, seed: int = DEFAULT_SEED, *, retu
     return (chosen.x, chosen.y, int(len(labels))) if return_size else (chosen.x, chosen.y)
 
 
+#: :func:`release_keras_state` runs a full garbage collection once every this many calls.
+COLLECT_EVERY = 16
+_releases = 0
+
+
 def release_keras_state() -> None:
-    """Free Keras graph state between models so memory does not grow with the zoo."""
+    """Free Keras' global state between models so memory does not grow with the zoo.
+
+    Keras' own ``clear_session`` runs a full garbage collection every time, 0.25 s with
+    TensorFlow's heap loaded (as long as a small model's measures); here the state is cleared
+    every call and the collection runs once every :data:`COLLECT_EVERY` calls, which keeps the
+    memory flat (``benchmarks/bench_memory.py``).
+    """
+    import gc
+
     import keras
 
-    keras.backend.clear_session()
+    global _releases
+    _releases += 1
+    try:
+        keras.backend.clear_session(free_memory=False)
+    except TypeError:  # a Keras 3 without the argument always collects
+        keras.backend.clear_session()
+        return
+    if _releases % COLLECT_EVERY == 0:
+        gc.collect()
 
 
 def require_samples(ctx: ModelContext, what: str) -> None:
