@@ -147,3 +147,19 @@ def test_perturbation_of_a_model_without_stateless_call_is_refused():
     assert ctx.predict(x).shape == (5, 3)  # the model's own (lazily compiled) pass
     with pytest.raises(MeasureError, match="legacy.*Keras 3"):
         ctx.perturbation()
+
+
+def test_release_clears_keras_state_every_time_and_collects_every_sixteenth(monkeypatch):
+    import gc
+
+    from gen_measures import context
+
+    collections = []
+    monkeypatch.setattr(gc, "collect", lambda *a: collections.append(1) or 0)
+    monkeypatch.setattr(context, "_releases", 0)
+    names = []
+    for _ in range(2 * context.COLLECT_EVERY):
+        names.append(keras.layers.Dense(2).name)
+        context.release_keras_state()
+    assert set(names) == {names[0]}  # the name counter starts again after every release
+    assert len(collections) == 2
