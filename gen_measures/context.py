@@ -465,8 +465,9 @@ class _LazyCompiled:
     """Run a Keras model eagerly for its first calls, then as a traced ``tf.function``.
 
     Tracing costs 0.1-0.3 s per model, more than one pass over a small sample, so passes that
-    run once (features, layer statistics, one augmented batch) stay eager; repeated passes
-    (sharpness searches) are compiled after :attr:`EAGER_CALLS` calls. The batch dimension is
+    run once (the feature and layer-statistics extractors, the training callback's) stay eager;
+    repeated passes are compiled after :attr:`EAGER_CALLS` calls. (A model's own forward pass
+    goes through :mod:`gen_measures.traces` instead, traced once per architecture.) The batch dimension is
     left open in the signature, so a short last batch does not trigger a retrace.
     """
 
