@@ -62,7 +62,7 @@ def architecture_digest(config_path: str | Path) -> str:
     try:
         config = json.loads(Path(config_path).read_text())
         text = json.dumps(config.get("model_config") if isinstance(config, dict) else config, sort_keys=True)
-    except (OSError, ValueError, TypeError):
+    except (OSError, ValueError, TypeError, RecursionError):  # e.g. nesting too deep to parse
         return ""
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
