@@ -19,7 +19,8 @@ calls the same traced graph with its own weights and pays no trace.
 layer classes and configurations (layer names excluded), input shape and variables' shapes,
 dtypes and trainability, for a ``keras.Sequential`` of built-in Keras layers (a custom layer may
 hold state its configuration does not show, so such models get their own, unshared object).
-At most :data:`MAX_ARCHITECTURES` architectures are kept per process (least recently used out).
+At most :data:`MAX_ARCHITECTURES` architectures, whose templates hold at most
+:data:`MAX_TEMPLATE_WEIGHTS` weights in all, are kept per process (least recently used out).
 """
 
 from __future__ import annotations
@@ -31,10 +32,13 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["ArchitectureTraces", "MAX_ARCHITECTURES", "architecture_key", "traces_for"]
+__all__ = ["ArchitectureTraces", "MAX_ARCHITECTURES", "MAX_TEMPLATE_WEIGHTS", "architecture_key", "traces_for"]
 
 #: Architectures whose traced functions a process keeps (least recently used dropped first).
 MAX_ARCHITECTURES = 32
+#: ... and at most this many weights held by their template models in all (a zoo of large,
+#: all-different networks keeps fewer).
+MAX_TEMPLATE_WEIGHTS = 50_000_000
 
 _SHARED: OrderedDict[tuple, ArchitectureTraces] = OrderedDict()
 _LOCK = threading.Lock()
@@ -77,7 +81,8 @@ def traces_for(model) -> ArchitectureTraces | None:
         traces = _SHARED.get(key)
         if traces is None:
             traces = _SHARED[key] = ArchitectureTraces(model)
-            while len(_SHARED) > MAX_ARCHITECTURES:
+            while len(_SHARED) > 1 and (len(_SHARED) > MAX_ARCHITECTURES
+                                        or sum(t.weights for t in _SHARED.values()) > MAX_TEMPLATE_WEIGHTS):
                 _SHARED.popitem(last=False)
         else:
             _SHARED.move_to_end(key)
@@ -103,6 +108,8 @@ class ArchitectureTraces:
         self._trainable = [(tuple(v.shape), v.dtype) for v in template.trainable_variables]
         self._non_trainable = [(tuple(v.shape), v.dtype) for v in template.non_trainable_variables]
         self.size = int(sum(np.prod(s, dtype=np.int64) for s, _ in self._trainable))
+        #: Weights the template holds (trainable and not).
+        self.weights = self.size + int(sum(np.prod(s, dtype=np.int64) for s, _ in self._non_trainable))
         self.from_logits = _from_logits(template)
         self._fns: dict[str, Any] = {}
         self._lock = threading.Lock()

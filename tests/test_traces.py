@@ -97,6 +97,21 @@ def test_at_most_max_architectures_are_kept(monkeypatch):
     assert traces_for(_conv_bn(width=2, seed=9)) is not first  # dropped, traced again
 
 
+def test_templates_hold_at_most_max_template_weights(monkeypatch):
+    models = [_conv_bn(width=w) for w in (2, 3, 4)]
+    sizes = [traces_for(m).weights for m in models[:1]]
+    assert sizes[0] == sum(int(np.prod(v.shape)) for v in models[0].variables)
+    monkeypatch.setattr(traces_module, "_SHARED", type(traces_module._SHARED)())
+    monkeypatch.setattr(traces_module, "MAX_TEMPLATE_WEIGHTS", 2 * sizes[0] + 1)
+    for m in models:
+        traces_for(m)
+    kept = list(traces_module._SHARED.values())
+    assert sum(t.weights for t in kept) <= 2 * sizes[0] + 1 and kept[-1].template is models[-1]
+    monkeypatch.setattr(traces_module, "MAX_TEMPLATE_WEIGHTS", 1)  # one architecture is always kept
+    traces_for(models[0])
+    assert len(traces_module._SHARED) == 1
+
+
 def test_count_correct_leaves_the_variables_and_accuracy_sees_the_offsets():
     model = _conv_bn(seed=2)
     x, y = _data(60)
