@@ -535,9 +535,7 @@ class WeightPerturbation:
         self._base_tensors = [tf.constant(w) for w in self.base]
         self._current = np.zeros(self.size)
         self._applied: np.ndarray | None = None  # the offsets the variables hold (None: base)
-        last = ctx.model.layers[-1]
-        from_logits = getattr(getattr(last, "activation", None), "__name__", "") != "softmax"
-        self._loss = keras.losses.SparseCategoricalCrossentropy(from_logits=from_logits)
+        self._loss = keras.losses.SparseCategoricalCrossentropy(from_logits=self._traces.from_logits)
         self._grad_fn = None
 
     def __enter__(self) -> WeightPerturbation:
