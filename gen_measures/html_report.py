@@ -33,6 +33,7 @@ from typing import Any
 import pandas as pd
 
 from gen_measures.errors import GenMeasuresError
+from gen_measures.io.atomic import atomic_path
 
 __all__ = ["REPORT_NAME", "TABLE_METRICS", "render_report", "write_report"]
 
@@ -69,10 +70,8 @@ def write_report(result: Any, path: str | Path, *, progress: bool = False) -> Pa
     if path.is_dir():
         raise GenMeasuresError(f"report: {path} is a folder; give the path of the HTML file to write")
     text = render_report(result, progress=progress)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
     return path
 
 

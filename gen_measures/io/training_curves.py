@@ -13,13 +13,13 @@ share their epochs; :func:`read_training_curves` returns the tidy long form.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from gen_measures.errors import TaskFormatError
+from gen_measures.io.atomic import atomic_path
 from scoring.model_configs import canonical_model_id
 
 __all__ = ["CURVE_COLUMNS", "TRAINING_CURVES_FILE", "read_curves_csv", "read_training_curves", "write_curves_csv"]
@@ -38,10 +38,8 @@ def write_curves_csv(path: str | Path, epochs, curves: dict[str, list[float]]) -
     """
     path = Path(path)
     frame = pd.DataFrame({"epoch": np.asarray(epochs, dtype=np.int64), **{k: np.asarray(v, dtype=np.float64) for k, v in curves.items()}})
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    frame.to_csv(tmp, index=False)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        frame.to_csv(tmp, index=False)
     return path
 
 

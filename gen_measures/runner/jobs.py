@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from gen_measures.io.atomic import write_atomic
+
 
 @dataclass
 class ModelJob:
@@ -75,14 +77,10 @@ def sample_stem(folder: str | Path, task_path: str, data_fingerprint: str, sampl
 
 def write_sample(stem: Path, x: np.ndarray, y: np.ndarray, n_train: int) -> str:
     """Write ``stem_x.npy``, ``stem_y.npy`` and ``stem_n.npy`` (the training split's size), each
-    atomically: a killed write leaves no half file."""
-    stem.parent.mkdir(parents=True, exist_ok=True)
+    atomically: a killed write leaves no half file, and two processes writing the same sample
+    at once (two Dask workers on one machine) do not trip over each other's temporary files."""
     for suffix, array in (("_n.npy", np.asarray([n_train], np.int64)), ("_x.npy", x), ("_y.npy", y)):
-        target = stem.with_name(stem.name + suffix)
-        tmp = target.with_name(target.name + ".tmp")
-        with open(tmp, "wb") as fh:
-            np.save(fh, np.ascontiguousarray(array))
-        tmp.replace(target)
+        write_atomic(stem.with_name(stem.name + suffix), lambda fh, a=array: np.save(fh, np.ascontiguousarray(a)))
     return str(stem)
 
 
