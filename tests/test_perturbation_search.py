@@ -192,3 +192,42 @@ def test_engine_answers_over_at_once_when_the_perturbed_model_outputs_nan(small_
         assert decision.draws == 1 and not decision.complete
         assert engine.passes - passes <= 32 / len(small_ctx.y) + 1e-12  # one batch evaluated, then stopped
     np.testing.assert_array_equal(small_ctx.model.get_weights()[0], small_ctx.weights()[0])
+
+
+def test_searches_take_the_trained_accuracy_from_the_cached_outputs(small_ctx):
+    """The engine's base accuracy given from ctx.logits() equals the one it measures itself (one pass saved)."""
+    from gen_measures.measures.perturbation import PerturbationEngine
+    from gen_measures.measures.sharpness import trained_accuracy
+
+    idx = np.arange(0, small_ctx.n_samples, 3)
+    with PerturbationEngine(small_ctx) as measured, PerturbationEngine(small_ctx, acc0=trained_accuracy(small_ctx)) as given:
+        assert given.acc0 == measured.acc0 and given.passes == 0 < measured.passes
+    with PerturbationEngine(small_ctx, small_ctx.x[idx], small_ctx.y[idx]) as subset:
+        assert trained_accuracy(small_ctx, idx) == subset.acc0
+    by_hand = np.mean(np.argmax(small_ctx.model.predict(small_ctx.x, verbose=0), 1) == small_ctx.y)
+    assert trained_accuracy(small_ctx) == pytest.approx(by_hand, abs=1e-12)
+
+
+def test_sharpness_attacks_start_from_one_random_direction_at_every_scale(small_ctx, monkeypatch):
+    """Common random numbers: the start of the ascent at scale alpha is alpha times one fixed vector."""
+    from gen_measures.measures import sharpness as sharpness_module
+    from gen_measures.measures.perturbation import PerturbationEngine
+
+    calls = []
+    original = PerturbationEngine.ascent_step
+
+    def spy(self, u, box, x, y, step=0.5):
+        calls.append((u.copy(), box.copy()))
+        return original(self, u, box, x, y, step)
+
+    monkeypatch.setattr(PerturbationEngine, "ascent_step", spy)
+    with PerturbationEngine(small_ctx) as engine:
+        result = sharpness_module.worst_case_sharpness(
+            engine, np.random.default_rng(3), lambda step: (small_ctx.x[:32], small_ctx.y[:32]), ascent_steps=2)
+    firsts = calls[::2]  # two ascent steps per attack: the first of each starts from the random start
+    assert result.evaluations == len(firsts) >= 2 and len(calls) == 2 * len(firsts)
+    # start / box is the same vector at every scale (the box is alpha (|w| + eps))
+    ratio0 = firsts[0][0] / firsts[0][1]
+    for u, box in firsts[1:]:
+        np.testing.assert_allclose(u / box, ratio0, rtol=1e-9, atol=1e-12)
+    assert np.all(np.abs(ratio0) <= 0.5) and np.std(ratio0) > 0.1  # uniform in [-0.5, 0.5] of the box

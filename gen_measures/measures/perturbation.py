@@ -74,16 +74,19 @@ class PerturbationEngine:
         (or on leaving the ``with`` block).
     x, y : the evaluation set (default: the context's sample).
     batch_size : examples per forward pass (default: the context's).
+    acc0 : the accuracy at the trained weights on the evaluation set when already known (the
+        measures take it from the context's cached outputs on the sample, a pass every run
+        makes anyway); default: measured here, one pass.
 
     Attributes
     ----------
     base : the trainable weights (numpy), the point perturbations are offsets from.
     acc0 : the accuracy at ``base`` on the evaluation set.
-    passes : examples evaluated so far (``acc0`` included) / ``ctx.n_samples``.
+    passes : examples evaluated so far (``acc0`` included when measured here) / ``ctx.n_samples``.
     """
 
     def __init__(self, ctx, x: np.ndarray | None = None, y: np.ndarray | None = None, *,
-                 batch_size: int | None = None) -> None:
+                 batch_size: int | None = None, acc0: float | None = None) -> None:
         self.ctx = ctx
         self.x = ctx.x if x is None else x
         self.y = ctx.y if y is None else y
@@ -91,7 +94,7 @@ class PerturbationEngine:
         self._p = ctx.perturbation()
         self.base = self._p.base
         self.passes = 0.0
-        self.acc0 = self._full_accuracy()
+        self.acc0 = self._full_accuracy() if acc0 is None else float(acc0)
 
     def __enter__(self) -> PerturbationEngine:
         return self
