@@ -583,6 +583,18 @@ class WeightPerturbation:
         _, non_trainable = self.ctx.variable_values()
         return self._traces.count_correct(self._base_tensors, self._current, non_trainable, x, y)
 
+    def count_correct_many(self, x: np.ndarray, y: np.ndarray,
+                           offsets: Sequence[Sequence[np.ndarray] | np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`count_correct` at ``base + o`` for each ``o`` of ``offsets``, in one call of the
+        architecture's compiled function: ``(correct per offset, finite per offset)``. The last
+        offsets become the current ones."""
+        if not len(offsets):
+            return np.zeros(0, np.int64), np.zeros(0, bool)
+        flat = np.stack([self._flat(o) for o in offsets])
+        self._current = flat[-1]
+        _, non_trainable = self.ctx.variable_values()
+        return self._traces.count_correct_many(self._base_tensors, flat, non_trainable, x, y)
+
     def sign_ascent_step(self, u: np.ndarray, box: np.ndarray, x: np.ndarray, y: np.ndarray,
                          step: float = 0.5) -> np.ndarray:
         """One projected sign-gradient ascent step of the loss on ``(x, y)`` from offset ``u`` in

@@ -231,3 +231,43 @@ def test_sharpness_attacks_start_from_one_random_direction_at_every_scale(small_
     for u, box in firsts[1:]:
         np.testing.assert_allclose(u / box, ratio0, rtol=1e-9, atol=1e-12)
     assert np.all(np.abs(ratio0) <= 0.5) and np.std(ratio0) > 0.1  # uniform in [-0.5, 0.5] of the box
+
+
+def test_count_correct_many_equals_one_call_per_offset(small_ctx):
+    rng = np.random.default_rng(5)
+    x, y = small_ctx.x[:60], small_ctx.y[:60]
+    with small_ctx.perturbation() as p:
+        offsets = [_offsets(p, rng, scale) for scale in (0.0, 0.05, 0.3, 1.0, 3.0)]
+        offsets.insert(2, [np.full(w.shape, np.nan) for w in p.base])
+        hits, finite = p.count_correct_many(x, y, offsets)
+        one_by_one = [p.count_correct(x, y, o) for o in offsets]
+    assert hits.tolist() == [h for h, _ in one_by_one]
+    assert finite.tolist() == [f for _, f in one_by_one] == [True, True, False, True, True, True]
+    np.testing.assert_array_equal(small_ctx.model.get_weights()[0], small_ctx.weights()[0])
+
+
+@pytest.mark.parametrize("sigma", [0.0, 0.02, 0.08, 0.3, 2.0])
+def test_draws_evaluated_in_groups_decide_as_one_call_per_draw(small_ctx, sigma, monkeypatch):
+    """Same answer, bounds and draw count whether the engine groups draws per call or not."""
+    from gen_measures.measures import perturbation
+
+    rng = np.random.default_rng(6)
+    z = [np.concatenate([rng.standard_normal(w.size) for w in small_ctx.perturbation().base]) for _ in range(10)]
+    draws = [lambda zi=zi: sigma * zi for zi in z]
+    classify = displacement_class(TARGET, TOL)
+    results = {}
+    for grouping in ((perturbation.FIRST_CHUNK, perturbation.CHUNK), (1, 1)):  # as shipped / one draw per call
+        monkeypatch.setattr(perturbation, "FIRST_CHUNK", grouping[0])
+        monkeypatch.setattr(perturbation, "CHUNK", grouping[1])
+        with perturbation.PerturbationEngine(small_ctx, batch_size=small_ctx.n_samples) as engine:
+            calls = []
+            many = engine._p.count_correct_many
+            engine._p.count_correct_many = lambda x, y, offs: (calls.append(len(offs)), many(x, y, offs))[1]
+            results[grouping] = (engine.decide(draws, classify), calls, engine.passes)
+    (grouped, calls, passes), (single, single_calls, single_passes) = results.values()
+    assert (grouped.answer, grouped.bounds, grouped.draws, grouped.complete) == (
+        single.answer, single.bounds, single.draws, single.complete)
+    assert grouped.drop == single.drop or (math.isnan(grouped.drop) and math.isnan(single.drop))
+    assert single_calls == [1] * single.draws and single_passes == pytest.approx(1 + single.draws)
+    assert calls[0] == min(2, 10) and all(c <= 4 for c in calls[1:]) and sum(calls) >= grouped.draws
+    assert passes == pytest.approx(1 + sum(calls))

@@ -31,7 +31,7 @@ the unit of the benchmarks' forward-pass equivalents.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -44,6 +44,11 @@ __all__ = ["Bracket", "Decision", "PerturbationEngine", "SigmaSearch", "displace
 UNDER, WITHIN, OVER = "under", "within", "over"
 #: Noise draws kept in memory at most (float32 elements) before they are regenerated from their seeds.
 _MAX_CACHED_NOISE = 50_000_000
+#: Draws evaluated in the first call of a decision (far "over" answers are certain after two
+#: draws), then per call; and the offsets of one call at most (float64 elements, 64 MB).
+FIRST_CHUNK = 2
+CHUNK = 4
+_MAX_CHUNK_ELEMENTS = 8_000_000
 
 
 @dataclass
@@ -143,32 +148,56 @@ class PerturbationEngine:
         final drops (``acc0 - mean accuracy``), or everything is evaluated.
 
         ``classify`` returns the answer, or ``None`` while the interval straddles a boundary;
-        with a single point (everything evaluated) it must answer.
+        with a single point (everything evaluated) it must answer. The interval is examined
+        after every batch of every draw, in order, whether the draws are evaluated one call per
+        batch or, when the evaluation set is one batch, several draws per call (:meth:`_results`):
+        the answer, its bounds and its draw count do not depend on how they were grouped.
         """
         n_eval = len(self.y)
         total = n_eval * len(draws)
         seen = correct = 0
-        used = 0
-        for make in draws:
-            used += 1
+        for used, hits, finite, size in self._results(draws):
+            if not finite:
+                return Decision(classify(math.inf, math.inf), math.inf, (math.nan, math.nan), used, False, math.inf)
+            correct += hits
+            seen += size
+            lo, hi = correct / total, (correct + total - seen) / total
+            if seen < total:
+                answer = classify(self.acc0 - hi, self.acc0 - lo)
+                if answer is not None:
+                    return Decision(answer, math.nan, (lo, hi), used, False, self.acc0 - correct / seen)
+        mean = correct / total
+        drop = self.acc0 - mean
+        return Decision(classify(drop, drop), drop, (mean, mean), len(draws), True, drop)
+
+    def _results(self, draws) -> Iterator[tuple[int, int, bool, int]]:
+        """``(draw number from 1, correct, finite, examples)`` per batch of each draw, evaluated
+        lazily (what is not asked for is not evaluated). With an evaluation set of one batch and
+        several draws, the draws go :data:`FIRST_CHUNK` to the first call and :data:`CHUNK` to
+        each later one (:meth:`~gen_measures.context.WeightPerturbation.count_correct_many`, one
+        compiled call per group); a group's draws past the answer are evaluated, and counted in
+        :attr:`passes`, but not used."""
+        n_eval = len(self.y)
+        if len(draws) > 1 and 0 < n_eval <= self.batch_size:
+            cap = max(1, _MAX_CHUNK_ELEMENTS // max(1, self._p.size))
+            used, size = 0, FIRST_CHUNK
+            while used < len(draws):
+                group = draws[used:used + min(size, cap)]
+                hits, finite = self._p.count_correct_many(self.x, self.y, [make() for make in group])
+                self._count(n_eval * len(group))
+                for h, ok in zip(hits, finite):
+                    used += 1
+                    yield used, int(h), bool(ok), n_eval
+                size = CHUNK
+            return
+        for used, make in enumerate(draws, 1):
             offsets = make()
             for start in range(0, n_eval, self.batch_size):
                 sl = slice(start, min(start + self.batch_size, n_eval))
                 # the draw's offsets are set with its first batch; later batches run at the same weights
                 hits, finite = self._p.count_correct(self.x[sl], self.y[sl], offsets if start == 0 else None)
                 self._count(sl.stop - sl.start)
-                if not finite:
-                    return Decision(classify(math.inf, math.inf), math.inf, (math.nan, math.nan), used, False, math.inf)
-                correct += hits
-                seen += sl.stop - sl.start
-                lo, hi = correct / total, (correct + total - seen) / total
-                if seen < total:
-                    answer = classify(self.acc0 - hi, self.acc0 - lo)
-                    if answer is not None:
-                        return Decision(answer, math.nan, (lo, hi), used, False, self.acc0 - correct / seen)
-        mean = correct / total
-        drop = self.acc0 - mean
-        return Decision(classify(drop, drop), drop, (mean, mean), used, True, drop)
+                yield used, hits, finite, sl.stop - sl.start
 
 
 def displacement_class(target: float, tolerance: float) -> Callable[[float, float], str | None]:
