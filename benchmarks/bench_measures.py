@@ -12,6 +12,8 @@ cached forward pass is cheaper here than alone). Then, per measure, the table sh
 
 * ``CMI``: the official PGDL conditional mutual information x100, mean over tasks, and per task
   (:func:`scoring.report.evaluate`, key ``cmi_official``);
+* ``pct:<task>``: the percentile of the task's official CMI among 200 random permutations of
+  the values (how far from chance), and ``pct`` its mean over tasks;
 * ``cleanCMI``: Jiang et al.'s clean CMI x100 (min over |S| = 2), mean over tasks;
 * ``tau_a``: Kendall tau-a between the measure (direction applied) and the gap, mean over tasks;
 * ``s/model``: mean wall-clock seconds per model;
@@ -199,7 +201,8 @@ def main(argv: list[str] | None = None) -> int:
 
     task_names = [t.name for t in tasks]
     header = (f"{'measure':26s} {'family':8s} {'dir':>3s} {'CMI':>6s} "
-              + " ".join(f"{('CMI:' + n)[:12]:>12s}" for n in task_names)
+              + " ".join(f"{('CMI:' + n)[:12]:>12s}" for n in task_names) + " "
+              + " ".join(f"{('pct:' + n)[:10]:>10s}" for n in task_names)
               + f" {'cleanCMI':>8s} {'tau_a':>6s} {'pct':>5s} {'s/model':>8s} {'FPE':>6s} {'FPEwarm':>7s} {'FPEalone':>8s} {'ok':>7s}")
     lines = [header, "-" * len(header)]
     ranked = []
@@ -223,7 +226,8 @@ def main(argv: list[str] | None = None) -> int:
         key = mean["cmi_official"] if math.isfinite(mean["cmi_official"]) else -math.inf
         ranked.append((key,
             f"{spec.name:26s} {spec.family:8s} {'+' if spec.direction > 0 else '-':>3s} {fmt(100 * mean['cmi_official']):>6s} "
-            + " ".join(f"{fmt(100 * per_task[n]['cmi_official']):>12s}" for n in task_names)
+            + " ".join(f"{fmt(100 * per_task[n]['cmi_official']):>12s}" for n in task_names) + " "
+            + " ".join(f"{fmt(per_task[n]['cmi_percentile'], '.0f'):>10s}" for n in task_names)
             + f" {fmt(100 * mean['cmi_clean']):>8s} {fmt(mean['kendall_tau_a'], '+.3f'):>6s} {fmt(mean['cmi_percentile'], '.0f'):>5s} "
             f"{fmt(float(rows.seconds.mean()) if len(rows) else math.nan, '.3f'):>8s} {fmt(fpe, '.1f'):>6s} {fmt(fpe_warm, '.0f'):>7s} "
             f"{fmt(alone[spec.name], '.1f'):>8s} {ok:>3d}/{len(rows):<3d}"
@@ -231,8 +235,8 @@ def main(argv: list[str] | None = None) -> int:
     lines += [line for _, line in sorted(ranked, key=lambda r: -r[0])]
     print()
     print("\n".join(lines))
-    print("sorted by CMI (mean over tasks); pct = percentile of the official CMI among 200 permutations of the values, "
-          "mean over tasks")
+    print("sorted by CMI (mean over tasks); pct = percentile of the official CMI among 200 permutations of the values "
+          "(pct:<task> per task, pct their mean)")
     print("CMI, cleanCMI: x100; dir '+': higher value = larger predicted gap; FPE = s/model (in this run, caches shared) / "
           "cold forward pass over the same sample; FPEwarm = the same over a warm (already traced) forward pass, "
           "the strict view; FPEalone = the measure alone on a fresh context / cold forward pass")
