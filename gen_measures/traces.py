@@ -12,7 +12,8 @@ calls the same traced graph with its own weights and pays no trace.
   ``base + offsets`` (float64 sum rounded once to each weight's dtype, as
   :meth:`~gen_measures.context.WeightPerturbation.set_offsets` does), without assigning any
   variable.
-* :meth:`ArchitectureTraces.count_correct_many`: the same for several offsets in one call.
+* :meth:`ArchitectureTraces.count_correct_many`: the same for several offsets in one call (one
+  graph: :meth:`~ArchitectureTraces.count_correct` is its one-row case).
 * :meth:`ArchitectureTraces.sign_ascent`: one projected sign-gradient ascent step of the
   cross-entropy at ``base + u``.
 
@@ -152,13 +153,6 @@ class ArchitectureTraces:
 
         return tf.function(self._outputs, input_signature=list(self._specs()))
 
-    def _build_count_correct(self):
-        import tensorflow as tf
-
-        trainable, non_trainable, x = self._specs()
-        flat = tf.TensorSpec([self.size], tf.float64)
-        return tf.function(self._count, input_signature=[trainable, flat, non_trainable, x, tf.TensorSpec([None], tf.int64)])
-
     def _count(self, base, offsets, non_trainable, xb, yb):
         """Correct predictions and finiteness at ``base + offsets`` (graph code)."""
         import tensorflow as tf
@@ -208,10 +202,10 @@ class ArchitectureTraces:
 
     def count_correct(self, base, offsets: np.ndarray, non_trainable, x: np.ndarray, y: np.ndarray) -> tuple[int, bool]:
         """``(correct predictions on (x, y), every output finite)`` at ``base + offsets``
-        (``offsets``: one flat float64 vector in the order of ``base``)."""
-        hits, finite = self._fn("count_correct")(list(base), np.asarray(offsets, np.float64), list(non_trainable),
-                                                 np.asarray(x, np.float32), np.asarray(y, np.int64))
-        return int(hits), bool(finite)
+        (``offsets``: one flat float64 vector in the order of ``base``): :meth:`count_correct_many`
+        with one row, so an architecture traces one counting graph."""
+        hits, finite = self.count_correct_many(base, np.asarray(offsets, np.float64)[None, :], non_trainable, x, y)
+        return int(hits[0]), bool(finite[0])
 
     def count_correct_many(self, base, offsets: np.ndarray, non_trainable, x: np.ndarray,
                            y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -98,7 +98,6 @@ class PerturbationEngine:
         self.batch_size = int(batch_size or ctx.batch_size)
         self._p = ctx.perturbation()
         self.base = self._p.base
-        self._zero = np.zeros(self._p.size)
         self.passes = 0.0
         self.acc0 = self._full_accuracy() if acc0 is None else float(acc0)
 
@@ -121,7 +120,7 @@ class PerturbationEngine:
         correct = 0
         for start in range(0, len(self.y), self.batch_size):
             sl = slice(start, start + self.batch_size)
-            hits, finite = self._count_one(self.x[sl], self.y[sl], self._zero)
+            hits, finite = self._p.count_correct(self.x[sl], self.y[sl])
             if not finite:
                 return math.nan
             correct += hits
@@ -195,15 +194,10 @@ class PerturbationEngine:
             offsets = make()
             for start in range(0, n_eval, self.batch_size):
                 sl = slice(start, min(start + self.batch_size, n_eval))
-                hits, finite = self._count_one(self.x[sl], self.y[sl], offsets)
+                # the draw's offsets are set with its first batch; later batches run at the same weights
+                hits, finite = self._p.count_correct(self.x[sl], self.y[sl], offsets if start == 0 else None)
                 self._count(sl.stop - sl.start)
                 yield used, hits, finite, sl.stop - sl.start
-
-    def _count_one(self, x: np.ndarray, y: np.ndarray, offsets) -> tuple[int, bool]:
-        """Correct predictions and finiteness at one set of offsets, through the same compiled
-        function as the groups of draws (one graph to trace per architecture, not two)."""
-        hits, finite = self._p.count_correct_many(x, y, [offsets])
-        return int(hits[0]), bool(finite[0])
 
 
 def displacement_class(target: float, tolerance: float) -> Callable[[float, float], str | None]:
