@@ -271,3 +271,26 @@ def test_draws_evaluated_in_groups_decide_as_one_call_per_draw(small_ctx, sigma,
     assert single_calls == [1] * single.draws and single_passes == pytest.approx(1 + single.draws)
     assert calls[0] == min(2, 10) and all(c <= 4 for c in calls[1:]) and sum(calls) >= grouped.draws
     assert passes == pytest.approx(1 + sum(calls))
+
+
+def test_groups_of_draws_are_bounded_by_the_offsets_memory_cap(small_ctx, monkeypatch):
+    """A network too large for several offset vectors in one call gets one draw per call, same answer."""
+    from gen_measures.measures import perturbation
+
+    rng = np.random.default_rng(8)
+    size = small_ctx.perturbation().size
+    z = [rng.standard_normal(size) for _ in range(10)]
+    draws = [lambda zi=zi: 0.05 * zi for zi in z]
+    classify = displacement_class(TARGET, TOL)
+    decisions, calls = [], []
+    for cap in (perturbation._MAX_CHUNK_ELEMENTS, size):  # as shipped / room for one offset vector only
+        monkeypatch.setattr(perturbation, "_MAX_CHUNK_ELEMENTS", cap)
+        with perturbation.PerturbationEngine(small_ctx, batch_size=small_ctx.n_samples) as engine:
+            seen = []
+            many = engine._p.count_correct_many
+            engine._p.count_correct_many = lambda x, y, offs: (seen.append(len(offs)), many(x, y, offs))[1]
+            decisions.append(engine.decide(draws, classify))
+            calls.append(seen)
+    assert max(calls[0]) > 1 and set(calls[1]) == {1}
+    assert (decisions[0].answer, decisions[0].bounds, decisions[0].draws) == (
+        decisions[1].answer, decisions[1].bounds, decisions[1].draws)
