@@ -65,6 +65,7 @@ def _values(out: Path, task: str) -> dict:
     return json.loads((out / f"{task}.predict").read_text())
 
 
+@pytest.mark.slow  # 54 s: in CI's slow step (keeps the default run under 15 min)
 def test_randomised_submission_is_reproducible_and_a_killed_ingest_resumes(tiny_zoo, tmp_path):
     sub = _submission(tmp_path / "rand_sub", RANDOMISED)
     task = tiny_zoo / "digits_vgg_tiny"

@@ -49,6 +49,7 @@ def _stored_keys(folder) -> tuple[int, int]:
     return total, distinct
 
 
+@pytest.mark.slow  # 80 s: in CI's slow step (keeps the default run under 15 min)
 def test_sigkill_mid_run_then_resume_equals_an_uninterrupted_run(tiny_zoo, tmp_path):
     measures = SEEDED + ",probe_pause"
     common = ["run", str(tiny_zoo), "--measures", measures, "--plugin", str(PROBES), "--fuse", "", "--quiet"]
