@@ -12,6 +12,8 @@ runner) or from a plain Keras model with numpy data (:meth:`ModelContext.from_ke
 
 from __future__ import annotations
 
+import contextlib
+
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -111,6 +113,13 @@ def release_keras_state() -> None:
     TensorFlow's heap loaded (as long as a small model's measures); here the state is cleared
     every call and the collection runs once every :data:`COLLECT_EVERY` calls, which keeps the
     memory flat (``benchmarks/bench_memory.py``).
+
+    ``clear_session`` also empties TensorFlow's eager kernel cache, which holds the instantiated
+    compiled functions: every function traced for an architecture and shared by its models
+    (:mod:`gen_measures.traces`) would be instantiated again on its next call, 0.1-0.3 s per
+    function and model on the bundled zoo (more than the PAC-Bayes search's own forward
+    passes). The cache is kept (:func:`_keeping_kernel_cache`); the functions of models that are
+    gone free their kernels when they are garbage-collected.
     """
     import gc
 
@@ -118,13 +127,32 @@ def release_keras_state() -> None:
 
     global _releases
     _releases += 1
-    try:
-        keras.backend.clear_session(free_memory=False)
-    except TypeError:  # a Keras 3 without the argument always collects
-        keras.backend.clear_session()
-        return
+    with _keeping_kernel_cache():
+        try:
+            keras.backend.clear_session(free_memory=False)
+        except TypeError:  # a Keras 3 without the argument always collects
+            keras.backend.clear_session()
+            return
     if _releases % COLLECT_EVERY == 0:
         gc.collect()
+
+
+@contextlib.contextmanager
+def _keeping_kernel_cache():
+    """Make TensorFlow's ``clear_kernel_cache`` a no-op within the block (the eager context is
+    TensorFlow's private API: without it, nothing changes)."""
+    try:
+        from tensorflow.python.eager import context as eager
+        ectx = eager.context()
+        ectx.clear_kernel_cache  # noqa: B018 - the attribute must exist to be shadowed
+    except Exception:  # noqa: BLE001 - a TensorFlow without it: clear_session as it is
+        yield
+        return
+    ectx.clear_kernel_cache = lambda: None
+    try:
+        yield
+    finally:
+        del ectx.clear_kernel_cache
 
 
 def require_samples(ctx: ModelContext, what: str) -> None:

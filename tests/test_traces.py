@@ -181,3 +181,24 @@ def test_release_clears_keras_state_every_time_and_collects_every_sixteenth(monk
         context.release_keras_state()
     assert set(names) == {names[0]}  # the name counter starts again after every release
     assert len(collections) == 2
+
+
+def test_release_keeps_the_instantiated_shared_functions(monkeypatch):
+    """Keras' clear_session would empty TensorFlow's kernel cache (every shared traced function
+    instantiated again for the next model); the release keeps it, and only within its call."""
+    from tensorflow.python.eager import context as eager
+
+    from gen_measures import context
+
+    ectx = eager.context()
+    cleared = []
+    monkeypatch.setattr(type(ectx), "clear_kernel_cache", lambda self: cleared.append(1))
+    model = _conv_bn()
+    x, y = _data()
+    tr = traces_for(model)
+    before = tr.forward(model.trainable_variables, model.non_trainable_variables, x).numpy()
+    context.release_keras_state()
+    assert cleared == []  # clear_session ran (the name counter test above) without clearing the cache
+    ectx.clear_kernel_cache()
+    assert cleared == [1]  # the method is back once the release is over
+    np.testing.assert_array_equal(tr.forward(model.trainable_variables, model.non_trainable_variables, x).numpy(), before)
