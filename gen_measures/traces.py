@@ -151,7 +151,7 @@ class ArchitectureTraces:
     def _build_forward(self):
         import tensorflow as tf
 
-        return tf.function(self._outputs, input_signature=list(self._specs()))
+        return tf.function(self._outputs, input_signature=list(self._specs()), autograph=False)
 
     def _count(self, base, offsets, non_trainable, xb, yb):
         """Correct predictions and finiteness at ``base + offsets`` (graph code)."""
@@ -172,7 +172,7 @@ class ArchitectureTraces:
             return tf.map_fn(lambda o: self._count(base, o, non_trainable, xb, yb), offsets,
                              fn_output_signature=(tf.int64, tf.bool), parallel_iterations=4)
 
-        return tf.function(many, input_signature=[trainable, tf.TensorSpec([None, self.size], tf.float64), non_trainable,
+        return tf.function(many, autograph=False, input_signature=[trainable, tf.TensorSpec([None, self.size], tf.float64), non_trainable,
                                                   x, tf.TensorSpec([None], tf.int64)])
 
     def _build_sign_ascent(self):
@@ -192,7 +192,7 @@ class ArchitectureTraces:
             g = tf.concat([tf.reshape(tf.zeros_like(w) if gw is None else gw, [-1]) for gw, w in zip(grads, weights)], 0)
             return tf.clip_by_value(u + step * box * tf.sign(tf.cast(g, tf.float64)), -box, box)
 
-        return tf.function(ascent, input_signature=[trainable, flat, flat, tf.TensorSpec([], tf.float64), non_trainable, x,
+        return tf.function(ascent, autograph=False, input_signature=[trainable, flat, flat, tf.TensorSpec([], tf.float64), non_trainable, x,
                                                     tf.TensorSpec([None], tf.int64)])
 
     # -- calls ----------------------------------------------------------------------------------
