@@ -98,7 +98,7 @@ def test_bisection_equals_a_bisection_without_early_stopping(ctx, monkeypatch):
         early = pacbayes_sigma(engine, np.random.default_rng(3), points="bisection")
     with PerturbationEngine(ctx) as engine:
         monkeypatch.setattr(PerturbationEngine, "decide",
-                            lambda self, draws, classify: perturbation.Decision(
+                            lambda self, draws, classify, **kw: perturbation.Decision(
                                 _full_decision(self, draws, classify), math.nan, (0, 0), len(draws), True))
         full = pacbayes_sigma(engine, np.random.default_rng(3), points="bisection")
     assert early.sigma == full.sigma
@@ -129,15 +129,19 @@ def test_noise_has_the_papers_variances(ctx, monkeypatch):
     """Plain noise: std sigma; magnitude-aware: std sqrt(sigma^2 w^2 + eps^2) (not the reference's variance-as-std)."""
     seen = []
     monkeypatch.setattr(PerturbationEngine, "decide",
-                        lambda self, draws, classify: (seen.append([d() for d in draws]),
+                        lambda self, draws, classify, **kw: (seen.append([d() for d in draws]),
                                                        perturbation.Decision(WITHIN, 0.1, (0, 0), 3, True))[1])
     with PerturbationEngine(ctx) as engine:
-        pacbayes_sigma(engine, np.random.default_rng(5))
-        pacbayes_sigma(engine, np.random.default_rng(5), magnitude_eps=0.05)
-    sigma = 1.0  # the first (and, with the patched answer, only) midpoint of [0, 2]
+        plain_search = pacbayes_sigma(engine, np.random.default_rng(5))
+        mag_search = pacbayes_sigma(engine, np.random.default_rng(5), magnitude_eps=0.05)
+    # the first (and, with the patched answer, only) point, placed by the probe: the same for both
+    # noise kinds here only if the probes agree, so each is read from its own search
+    sigma = plain_search.steps[0][0]
+    assert len(plain_search.steps) == 1 and 0 < sigma <= 2
     plain = np.concatenate([np.ravel(draw) for draw in seen[0]])  # flat offset vectors, in the order of base
     assert np.std(plain) == pytest.approx(sigma, rel=0.08)  # 1630 normals: standard error 1.8 %
     w = engine.base[0].astype(np.float64).ravel()
+    sigma = mag_search.steps[0][0]
     ratio = np.stack([draw[:w.size] for draw in seen[1]]) / np.sqrt(sigma**2 * w**2 + 0.05**2)
     assert np.std(ratio) == pytest.approx(1.0, rel=0.15)  # 960 normals: standard error 2.3 %
 

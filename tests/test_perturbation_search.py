@@ -20,7 +20,8 @@ import pytest
 import tensorflow as tf
 
 from gen_measures.context import ModelContext
-from gen_measures.measures.perturbation import OVER, UNDER, WITHIN, Decision, displacement_class, search_sigma
+from gen_measures.measures.perturbation import (OVER, UNDER, WITHIN, Decision, displacement_class, probe_start,
+                                                search_sigma)
 from gen_measures.measures.sharpness import RESOLUTION, largest_scale_within_drop
 
 TARGET, TOL = 0.1, 0.01
@@ -101,6 +102,73 @@ def test_pacbayes_search_on_a_staircase_and_on_noise_stays_in_budget():
 def test_unknown_points_rule_is_refused():
     with pytest.raises(ValueError, match="points='golden'"):
         search_sigma(lambda s: None, 1.0, points="golden")
+
+
+RUNGS = [2.0 * 2.0**-k for k in range(1, 9)]
+
+
+@pytest.mark.parametrize("center,slope", [(c, k) for c in (0.01, 0.03, 0.1, 0.4) for k in (1.0, 2.5, 6.0)])
+def test_probe_start_is_the_exact_root_where_the_logit_is_linear(center, slope):
+    """acc0 = 1 and drop = sigmoid(k log(s / c)): logit(drop) = k log(s / c) exactly, so the
+    interpolated first point is the root in closed form and the secant is the slope k."""
+    curve = _sigmoid_curve(center, slope, ceiling=1.0)
+    first, found_slope = probe_start([(s, curve(s)) for s in RUNGS], 1.0, TARGET, 2.0)
+    root = center * (TARGET / (1 - TARGET)) ** (1 / slope)  # solves 1 / (1 + (c / s)^k) = 0.1
+    # where the neighbouring rungs both lie below the plateau (drops under 1/2), the secant is exact
+    hi = min(s for s in RUNGS if curve(s) > TARGET)
+    if hi == min(RUNGS):  # the root lies below every rung: extrapolated down, by 8x at most
+        assert root < hi and hi / 8 * (1 - 1e-12) <= first < hi
+        return
+    if curve(hi) < 0.5:
+        assert first == pytest.approx(root, rel=1e-9) and found_slope == pytest.approx(min(max(slope, 0.5), 10), rel=1e-9)
+    assert hi / 2 <= first <= hi  # always between the rungs that straddle the target
+
+
+def test_probe_start_when_every_rung_is_on_one_side():
+    assert probe_start([(s, 0.001) for s in RUNGS], 1.0, TARGET, 2.0)[0] == 2.0  # all under: the upper bound
+    first, slope = probe_start([(s, 0.8) for s in RUNGS], 1.0, TARGET, 2.0)  # all over: below the smallest rung
+    assert min(RUNGS) / 8 * (1 - 1e-12) <= first < min(RUNGS)
+    first, _ = probe_start([(s, math.inf) for s in RUNGS], 1.0, TARGET, 2.0)  # non-finite outputs count as over
+    assert first < min(RUNGS)
+    assert probe_start([], 1.0, TARGET, 2.0)[0] == 1.0  # nothing probed: the reference's first midpoint
+
+
+@pytest.mark.parametrize("center,slope,ceiling", CURVES)
+def test_search_started_by_a_probe_meets_the_same_definition(center, slope, ceiling):
+    curve = _sigmoid_curve(center, slope, ceiling)
+    start, probe_slope = probe_start([(s, curve(s)) for s in RUNGS], 1.0, TARGET, 2.0)
+    evaluate, calls = _decisions(curve)
+    sigma, steps = search_sigma(evaluate, 1.0, start=start, slope=probe_slope)
+    plain, _ = _decisions(curve)
+    _, plain_steps = search_sigma(plain, 1.0)
+    assert steps[0][0] == start and len(steps) <= 15
+    if plain_steps[-1][1] == WITHIN:
+        assert steps[-1][1] == WITHIN and abs(curve(sigma) - TARGET) < TOL
+    assert len(steps) <= len(plain_steps) + 1
+
+
+def test_engine_drops_equal_a_forward_pass_per_row(small_ctx):
+    """One call for every row (one batch) or row by row over batches: the drop at each row, inf for NaN outputs."""
+    from gen_measures.measures.perturbation import PerturbationEngine
+
+    rng = np.random.default_rng(9)
+    with small_ctx.perturbation() as p:
+        rows = [np.concatenate([o.ravel() for o in _offsets(p, rng, scale)]) for scale in (0.0, 0.1, 0.5, 2.0)]
+        rows.insert(2, np.full(p.size, np.nan))
+    for batch_size in (small_ctx.n_samples, 32):
+        with PerturbationEngine(small_ctx, batch_size=batch_size) as engine:
+            passes = engine.passes
+            drops = engine.drops(rows)
+            assert engine.passes - passes == pytest.approx(len(rows))
+            expected = []
+            for row in rows:
+                engine.set_offsets(row)
+                out = small_ctx.predict(small_ctx.x)
+                ok = np.all(np.isfinite(out))
+                expected.append(engine.acc0 - np.mean(np.argmax(out, 1) == small_ctx.y) if ok else math.inf)
+        np.testing.assert_allclose(drops, expected, rtol=0, atol=1e-12)
+        assert drops[2] == math.inf and drops[0] == pytest.approx(0.0, abs=1e-12)
+    np.testing.assert_array_equal(small_ctx.model.get_weights()[0], small_ctx.weights()[0])
 
 
 @pytest.mark.parametrize("center,slope", [(c, k) for c in (3e-4, 0.01, 0.05, 0.3, 20.0) for k in (1.5, 3.0, 8.0)])

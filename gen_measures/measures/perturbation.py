@@ -20,7 +20,8 @@ standard normal ``z_j`` at every point, so the displacement is a deterministic, 
 function of sigma (the reference draws fresh noise at every step). The reference places its
 points by bisection starting at 1 (``points="bisection"`` here); by default the points are
 placed by interpolating the measured drops (:func:`search_sigma`), which reaches a point within
-the tolerance in fewer points. Every point that is within the tolerance answers the
+the tolerance in fewer points, starting from a probe of the drop curve (one draw at 8 scales in
+one call, :func:`probe_start`). Every point that is within the tolerance answers the
 definition; which one is found differs by less than the measure's own seeded noise (see the
 benchmarks).
 
@@ -37,8 +38,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 
-__all__ = ["Bracket", "Decision", "PerturbationEngine", "SigmaSearch", "displacement_class", "logit_of_drop", "next_point",
-           "pacbayes_sigma", "search_sigma", "side_slope"]
+__all__ = ["Bracket", "Decision", "PerturbationEngine", "SigmaSearch", "clip_slope", "displacement_class", "logit_of_drop",
+           "next_point", "pacbayes_sigma", "probe_start", "search_sigma", "side_slope"]
 
 #: Answers of the decisions.
 UNDER, WITHIN, OVER = "under", "within", "over"
@@ -142,7 +143,7 @@ class PerturbationEngine:
         return self._p.sign_ascent_step(u, box, x, y, step)
 
     def decide(self, draws: Sequence[Callable[[], Sequence[np.ndarray]]],
-               classify: Callable[[float, float], str | None]) -> Decision:
+               classify: Callable[[float, float], str | None], *, first: int | None = None) -> Decision:
         """Evaluate the mean accuracy over ``draws`` (each a function returning offsets) until
         ``classify(drop_min, drop_max)`` names one answer for the whole interval of possible
         final drops (``acc0 - mean accuracy``), or everything is evaluated.
@@ -152,11 +153,13 @@ class PerturbationEngine:
         after every batch of every draw, in order, whether the draws are evaluated one call per
         batch or, when the evaluation set is one batch, several draws per call (:meth:`_results`):
         the answer, its bounds and its draw count do not depend on how they were grouped.
+        ``first``: draws of the first call (default :data:`FIRST_CHUNK`; a search that expects a
+        point near its target, where every draw counts, asks for all of them at once).
         """
         n_eval = len(self.y)
         total = n_eval * len(draws)
         seen = correct = 0
-        for used, hits, finite, size in self._results(draws):
+        for used, hits, finite, size in self._results(draws, None if first is None else max(1, int(first))):
             if not finite:
                 return Decision(classify(math.inf, math.inf), math.inf, (math.nan, math.nan), used, False, math.inf)
             correct += hits
@@ -170,17 +173,18 @@ class PerturbationEngine:
         drop = self.acc0 - mean
         return Decision(classify(drop, drop), drop, (mean, mean), len(draws), True, drop)
 
-    def _results(self, draws) -> Iterator[tuple[int, int, bool, int]]:
+    def _results(self, draws, first: int | None = None, chunk: int | None = None) -> Iterator[tuple[int, int, bool, int]]:
         """``(draw number from 1, correct, finite, examples)`` per batch of each draw, evaluated
         lazily (what is not asked for is not evaluated). With an evaluation set of one batch and
-        several draws, the draws go :data:`FIRST_CHUNK` to the first call and :data:`CHUNK` to
-        each later one (:meth:`~gen_measures.context.WeightPerturbation.count_correct_many`, one
+        several draws, the draws go ``first`` (default :data:`FIRST_CHUNK`) to the first call and
+        ``chunk`` (default :data:`CHUNK`) to each later one (:meth:`~gen_measures.context.WeightPerturbation.count_correct_many`, one
         compiled call per group); a group's draws past the answer are evaluated, and counted in
         :attr:`passes`, but not used."""
         n_eval = len(self.y)
         if len(draws) > 1 and 0 < n_eval <= self.batch_size:
-            cap = max(1, _MAX_CHUNK_ELEMENTS // max(1, self._p.size))
-            used, size = 0, FIRST_CHUNK
+            cap = self._group_cap()
+            used, size = 0, FIRST_CHUNK if first is None else first
+            chunk = CHUNK if chunk is None else chunk
             while used < len(draws):
                 group = draws[used:used + min(size, cap)]
                 hits, finite = self._p.count_correct_many(self.x, self.y, [make() for make in group])
@@ -188,7 +192,7 @@ class PerturbationEngine:
                 for h, ok in zip(hits, finite):
                     used += 1
                     yield used, int(h), bool(ok), n_eval
-                size = CHUNK
+                size = chunk
             return
         for used, make in enumerate(draws, 1):
             offsets = make()
@@ -198,6 +202,26 @@ class PerturbationEngine:
                 hits, finite = self._p.count_correct(self.x[sl], self.y[sl], offsets if start == 0 else None)
                 self._count(sl.stop - sl.start)
                 yield used, hits, finite, sl.stop - sl.start
+
+    def _group_cap(self) -> int:
+        """Offset vectors one call may hold (:data:`_MAX_CHUNK_ELEMENTS`)."""
+        return max(1, _MAX_CHUNK_ELEMENTS // max(1, self._p.size))
+
+    def drops(self, rows: Sequence[np.ndarray]) -> np.ndarray:
+        """The accuracy drop ``acc0 - accuracy`` at ``base + row`` for each offset vector of
+        ``rows``, every example evaluated (inf where an output is not finite): what a search
+        probes its scale with. With an evaluation set of one batch the rows share calls (as many
+        as the memory cap allows), otherwise each row streams the batches (:meth:`_results`)."""
+        n_eval = len(self.y)
+        if not n_eval:
+            return np.full(len(rows), math.nan)
+        correct = np.zeros(len(rows))
+        finite = np.ones(len(rows), bool)
+        every = max(1, len(rows))
+        for used, hits, ok, _ in self._results([lambda row=row: row for row in rows], first=every, chunk=every):
+            correct[used - 1] += hits
+            finite[used - 1] &= ok
+        return np.where(finite, self.acc0 - correct / n_eval, math.inf)
 
 
 def displacement_class(target: float, tolerance: float) -> Callable[[float, float], str | None]:
@@ -226,18 +250,23 @@ def displacement_class(target: float, tolerance: float) -> Callable[[float, floa
 @dataclass
 class SigmaSearch:
     """Result of :func:`pacbayes_sigma`: sigma, the steps ``(sigma, answer, draws evaluated)``,
-    passes over the sample it cost, and the base accuracy."""
+    passes over the sample it cost, the base accuracy, and the probe's ``(sigma, drop of draw
+    0)`` pairs (empty without a probe)."""
 
     sigma: float
     steps: list[tuple[float, str, int]] = field(default_factory=list)
     passes: float = 0.0
     acc0: float = math.nan
     points: str = "interpolated"
+    probe: list[tuple[float, float]] = field(default_factory=list)
 
     def details(self) -> dict:
-        return {"sigma": self.sigma, "steps": len(self.steps), "points": self.points, "passes": round(self.passes, 3),
-                "draws_evaluated": sum(s[2] for s in self.steps), "base_accuracy": self.acc0,
-                "trace": [[s, a, n] for s, a, n in self.steps]}
+        out = {"sigma": self.sigma, "steps": len(self.steps), "points": self.points, "passes": round(self.passes, 3),
+               "draws_evaluated": sum(s[2] for s in self.steps), "base_accuracy": self.acc0,
+               "trace": [[s, a, n] for s, a, n in self.steps]}
+        if self.probe:
+            out["probe"] = [[sc, d] for sc, d in self.probe]
+        return out
 
 
 #: Points of the sigma search: the reference's bisection, or bracketing points placed by interpolation.
@@ -253,17 +282,22 @@ def logit_of_drop(drop: float, acc0: float) -> float:
     return math.log(g / (1 - g))
 
 
-def side_slope(points: Sequence[tuple[float, float]]) -> float:
+def side_slope(points: Sequence[tuple[float, float]], default: float = LOGIT_SLOPE) -> float:
     """The slope of ``logit(drop / acc0)`` against ``log s`` to extrapolate with while the target
     is bracketed from one side only: the secant through the last two ``(s, logit)`` points of that
     side, kept within [0.5, 10], when both lie below the plateau (less than half of the accuracy
     lost; on the plateau of chance-level accuracy the logit is flat and says nothing of the slope
-    below it); :data:`LOGIT_SLOPE` otherwise."""
+    below it); ``default`` (:data:`LOGIT_SLOPE`, or a slope measured beforehand) otherwise."""
     if len(points) < 2 or points[-1][0] == points[-2][0] or max(points[-1][1], points[-2][1]) >= 0:
-        return LOGIT_SLOPE
+        return default
     (s1, g1), (s2, g2) = points[-2], points[-1]
     slope = (g2 - g1) / (math.log(s2) - math.log(s1))
-    return min(max(slope, 0.5), 10.0) if math.isfinite(slope) else LOGIT_SLOPE
+    return clip_slope(slope, default)
+
+
+def clip_slope(slope: float, default: float = LOGIT_SLOPE) -> float:
+    """``slope`` kept within [0.5, 10] (``default`` when it is not finite)."""
+    return min(max(slope, 0.5), 10.0) if math.isfinite(slope) else default
 
 
 def next_point(lo: float, g_lo: float | None, hi: float, g_hi: float | None, g_target: float,
@@ -295,10 +329,10 @@ class Bracket:
     """The state of an interpolated scale search (PAC-Bayes sigma, sharpness alpha): the bracket
     ``(lo, hi)`` with ``logit(drop / acc0)`` at its evaluated ends, and every point of each side,
     from which :meth:`next` places the next point (:func:`next_point`, with :func:`side_slope`
-    while only one side is known)."""
+    while only one side is known; ``slope`` is its default, e.g. measured by a probe)."""
 
-    def __init__(self, lo: float, hi: float, acc0: float) -> None:
-        self.lo, self.hi, self.acc0 = lo, hi, acc0
+    def __init__(self, lo: float, hi: float, acc0: float, slope: float = LOGIT_SLOPE) -> None:
+        self.lo, self.hi, self.acc0, self.slope = lo, hi, acc0, slope
         self.g_lo: float | None = None
         self.g_hi: float | None = None
         self._sides: dict[bool, list[tuple[float, float]]] = {False: [], True: []}  # (scale, logit) under / over
@@ -319,19 +353,56 @@ class Bracket:
 
     def next(self, g_target: float, upper: float) -> float | None:
         one_sided = (self.g_lo is None) != (self.g_hi is None)
-        slope = side_slope(self._sides[self.g_lo is None]) if one_sided else LOGIT_SLOPE
+        slope = side_slope(self._sides[self.g_lo is None], self.slope) if one_sided else self.slope
         return next_point(self.lo, self.g_lo, self.hi, self.g_hi, g_target, upper, slope)
 
 
+#: Scales of the probe: ``upper * 2**-k`` for k = 1 .. :data:`PROBE_RUNGS` (1 down to 1/128 of sigma's range [0, 2]).
+PROBE_RUNGS = 8
+
+
+def probe_start(ladder: Sequence[tuple[float, float]], acc0: float, target: float,
+                upper: float) -> tuple[float, float]:
+    """The first point and the slope of an interpolated search from a probe of the drop curve.
+
+    ``ladder``: ``(scale, drop)`` pairs (one noise draw per scale, e.g. ``upper * 2**-k``). On
+    ``logit(drop / acc0)`` against ``log scale``, the first point is interpolated between the
+    two neighbouring scales whose drops straddle ``target`` (the smallest scale above it and the
+    scale below), and the slope is the secant there (:func:`clip_slope`; :data:`LOGIT_SLOPE`
+    when the upper end is on the plateau of more than half of the accuracy lost). Every drop
+    under the target: ``upper``. Every drop over: extrapolated down from the smallest scale with
+    :data:`LOGIT_SLOPE`, by a factor of at most 8. Returns ``(first point, slope)``.
+    """
+    pts = sorted((float(sc), logit_of_drop(d, acc0)) for sc, d in ladder if sc > 0)
+    if not pts:
+        return upper / 2, LOGIT_SLOPE
+    g_target = logit_of_drop(target, acc0)
+    over = [i for i, (_, g) in enumerate(pts) if g > g_target]
+    if not over:
+        return float(upper), LOGIT_SLOPE
+    i = over[0]
+    s_hi, g_hi = pts[i]
+    if i == 0:
+        return s_hi * math.exp(max((g_target - g_hi) / LOGIT_SLOPE, -math.log(8.0))), LOGIT_SLOPE
+    s_lo, g_lo = pts[i - 1]
+    width = math.log(s_hi) - math.log(s_lo)
+    slope = clip_slope((g_hi - g_lo) / width) if g_hi < 0 else LOGIT_SLOPE
+    t = (g_target - g_lo) / (g_hi - g_lo) if g_hi < 0 else (g_target - g_lo) / slope / width
+    return math.exp(math.log(s_lo) + min(max(t, 0.0), 1.0) * width), slope
+
+
 def search_sigma(evaluate: Callable[[float], Decision], acc0: float, *, points: str = "interpolated", depth: int = 15,
-                 target: float = 0.1, upper: float = 2.0) -> tuple[float, list[tuple[float, str, int]]]:
+                 target: float = 0.1, upper: float = 2.0, start: float | None = None,
+                 slope: float = LOGIT_SLOPE) -> tuple[float, list[tuple[float, str, int]]]:
     """The point sequence of the PAC-Bayes search, given ``evaluate(sigma)`` (a :class:`Decision`).
 
     ``points="bisection"``: the reference's bisection of ``[0, upper]`` from ``upper / 2``; the
     answer is the midpoint whose displacement is within the tolerance (or the last midpoint
     when ``depth`` steps run out). ``points="interpolated"``: the same bracket, first point
-    ``upper / 2``, each next point placed by :func:`next_point` from the drops measured so far
-    (an early-stopped "over" contributes the drop over the examples it evaluated); it ends at
+    ``start`` (default ``upper / 2``; :func:`probe_start` places it from a probe), each next
+    point placed by :func:`next_point` from the drops measured so far (an early-stopped "over"
+    contributes the drop over the examples it evaluated; ``slope`` extrapolates while the target
+    is bracketed from one side only); it ends at
     the first point within the tolerance, at ``upper`` when even ``upper`` is under, or after
     ``depth`` points (returning the last). Either way the answer obeys the same definition, a
     sigma whose 10-draw displacement is within the tolerance of the target; interpolation
@@ -341,9 +412,9 @@ def search_sigma(evaluate: Callable[[float], Decision], acc0: float, *, points: 
     if points not in POINTS:
         raise ValueError(f"points={points!r}: expected one of {POINTS}")
     steps: list[tuple[float, str, int]] = []
-    bracket = Bracket(0.0, float(upper), acc0)
+    bracket = Bracket(0.0, float(upper), acc0, slope if points == "interpolated" else LOGIT_SLOPE)
     g_target = logit_of_drop(target, acc0)
-    sigma = float(upper) / 2
+    sigma = float(upper) / 2 if start is None or start <= 0 or points == "bisection" else min(float(start), float(upper))
     for _ in range(depth):
         decision = evaluate(sigma)
         steps.append((sigma, decision.answer, decision.draws))
@@ -371,6 +442,7 @@ def pacbayes_sigma(
     tolerance: float = 0.01,
     upper: float = 2.0,
     points: str = "interpolated",
+    probe: bool = True,
 ) -> SigmaSearch:
     """The PAC-Bayes noise scale: the sigma in ``[0, upper]`` whose Gaussian weight noise
     displaces the mean accuracy over ``draws`` draws by ``target`` (to ``tolerance``), found by
@@ -384,6 +456,13 @@ def pacbayes_sigma(
     eps^2)``); the reference implementation passes those variances to ``torch.normal`` where it
     expects a standard deviation, i.e. its noise is ``sigma^2 z`` and ``(sigma^2 w^2 + eps^2) z``.
     Each point's evaluation stops as soon as its answer is certain (see :class:`PerturbationEngine`).
+
+    ``probe`` (interpolated points only): before the search, the drop curve is probed with draw
+    0 alone at ``upper * 2**-k``, k = 1 .. :data:`PROBE_RUNGS`, in one call
+    (:meth:`PerturbationEngine.drops`); the first point and the slope come from it
+    (:func:`probe_start`), and the points, expected near the target where every draw counts, are
+    then evaluated with all their draws in the first call. The probe only places points: every
+    answer is still a decision on the mean over ``draws`` draws.
     """
     n_params = sum(int(w.size) for w in engine.base)
     seeds = rng.integers(0, 2**63 - 1, size=draws)
@@ -407,12 +486,18 @@ def pacbayes_sigma(
 
     classify = displacement_class(target, tolerance)
     search = SigmaSearch(sigma=math.nan, acc0=engine.acc0)
+    start, slope, first = None, LOGIT_SLOPE, None
+    if probe and points == "interpolated" and draws > 0:
+        rungs = [float(upper) * 2.0**-k for k in range(1, PROBE_RUNGS + 1)]
+        search.probe = list(zip(rungs, engine.drops([offsets(sc, 0) for sc in rungs]).tolist()))
+        start, slope = probe_start(search.probe, engine.acc0, target, upper)
+        first = draws
 
     def evaluate(sigma: float) -> Decision:
-        return engine.decide([lambda s=sigma, j=j: offsets(s, j) for j in range(draws)], classify)
+        return engine.decide([lambda s=sigma, j=j: offsets(s, j) for j in range(draws)], classify, first=first)
 
     search.sigma, search.steps = search_sigma(evaluate, engine.acc0, points=points, depth=depth, target=target,
-                                              upper=upper)
+                                              upper=upper, start=start, slope=slope)
     search.points = points
     search.passes = engine.passes
     return search
