@@ -633,6 +633,25 @@ class WeightPerturbation:
         _, non_trainable = self.ctx.variable_values()
         return self._traces.sign_ascent(self._base_tensors, self._current, self._flat(box), step, non_trainable, x, y)
 
+    def sign_ascent_steps(self, u: np.ndarray, box: np.ndarray, batches: Sequence[tuple[np.ndarray, np.ndarray]],
+                          step: float = 0.5) -> np.ndarray:
+        """:meth:`sign_ascent_step` once per ``(x, y)`` of ``batches``, each from the previous
+        step's result; batches of one size go to one call of the compiled function (a stack),
+        others one call per step. The point of the last gradient becomes the current offsets."""
+        if not batches:
+            return np.asarray(u, np.float64)
+        if len({len(y) for _, y in batches}) > 1:
+            for x, y in batches:
+                u = self.sign_ascent_step(u, box, x, y, step)
+            return u
+        _, non_trainable = self.ctx.variable_values()
+        xs = np.stack([np.asarray(x, np.float32) for x, _ in batches])
+        ys = np.stack([np.asarray(y, np.int64) for _, y in batches])
+        out, last = self._traces.sign_ascent_steps(self._base_tensors, self._flat(u), self._flat(box), step,
+                                                   non_trainable, xs, ys)
+        self._current = last
+        return out
+
     def restore(self) -> None:
         """Put the trained weights back (the current offsets become zero)."""
         self._current = np.zeros(self.size)

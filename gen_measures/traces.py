@@ -14,8 +14,9 @@ calls the same traced graph with its own weights and pays no trace.
   variable.
 * :meth:`ArchitectureTraces.count_correct_many`: the same for several offsets in one call (one
   graph: :meth:`~ArchitectureTraces.count_correct` is its one-row case).
-* :meth:`ArchitectureTraces.sign_ascent`: one projected sign-gradient ascent step of the
-  cross-entropy at ``base + u``.
+* :meth:`ArchitectureTraces.sign_ascent_steps`: projected sign-gradient ascent steps of the
+  cross-entropy from ``base + u``, one per batch, in one call (:meth:`~ArchitectureTraces.sign_ascent`
+  is its one-step case).
 
 :func:`traces_for` returns the shared object of a model's architecture: the key is the model's
 layer classes and configurations (layer names excluded), input shape and variables' shapes,
@@ -179,11 +180,11 @@ class ArchitectureTraces:
         import keras
         import tensorflow as tf
 
-        trainable, non_trainable, x = self._specs()
+        trainable, non_trainable, _ = self._specs()
         flat = tf.TensorSpec([self.size], tf.float64)
         loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=self.from_logits)
 
-        def ascent(base, u, box, step, non_trainable, xb, yb):
+        def one(base, u, box, step, non_trainable, xb, yb):
             weights = self._perturbed(base, u)
             with tf.GradientTape() as tape:
                 tape.watch(weights)
@@ -192,8 +193,16 @@ class ArchitectureTraces:
             g = tf.concat([tf.reshape(tf.zeros_like(w) if gw is None else gw, [-1]) for gw, w in zip(grads, weights)], 0)
             return tf.clip_by_value(u + step * box * tf.sign(tf.cast(g, tf.float64)), -box, box)
 
-        return tf.function(ascent, autograph=False, input_signature=[trainable, flat, flat, tf.TensorSpec([], tf.float64), non_trainable, x,
-                                                    tf.TensorSpec([None], tf.int64)])
+        def ascent(base, u, box, step, non_trainable, xs, ys):
+            # the steps run in one call (one step per batch of the stack): (last point, last start)
+            def body(carry, batch):
+                return one(base, carry[0], box, step, non_trainable, batch[0], batch[1]), carry[0]
+
+            return tf.foldl(body, (xs, ys), initializer=(u, u))
+
+        return tf.function(ascent, autograph=False, input_signature=[
+            trainable, flat, flat, tf.TensorSpec([], tf.float64), non_trainable,
+            tf.TensorSpec((None, None, *self.input_shape), tf.float32), tf.TensorSpec([None, None], tf.int64)])
 
     # -- calls ----------------------------------------------------------------------------------
     def forward(self, trainable, non_trainable, x: np.ndarray):
@@ -218,8 +227,16 @@ class ArchitectureTraces:
     def sign_ascent(self, base, u: np.ndarray, box: np.ndarray, step: float, non_trainable, x: np.ndarray,
                     y: np.ndarray) -> np.ndarray:
         """``clip(u + step * box * sign(grad), -box, box)``, the cross-entropy gradient on
-        ``(x, y)`` taken at ``base + u`` (flat float64 vectors)."""
-        out = self._fn("sign_ascent")(list(base), np.asarray(u, np.float64), np.asarray(box, np.float64),
-                                      np.float64(step), list(non_trainable), np.asarray(x, np.float32),
-                                      np.asarray(y, np.int64))
-        return out.numpy()
+        ``(x, y)`` taken at ``base + u`` (flat float64 vectors): :meth:`sign_ascent_steps` with
+        one batch, so an architecture traces one ascent graph."""
+        return self.sign_ascent_steps(base, u, box, step, non_trainable, np.asarray(x)[None], np.asarray(y)[None])[0]
+
+    def sign_ascent_steps(self, base, u: np.ndarray, box: np.ndarray, step: float, non_trainable, xs: np.ndarray,
+                          ys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`sign_ascent` once per batch of the stack ``(xs, ys)`` (shapes ``(steps, batch,
+        ...)`` and ``(steps, batch)``), each step from the previous one's result, in one call:
+        ``(the last step's result, the point its gradient was taken at)``."""
+        out, last = self._fn("sign_ascent")(list(base), np.asarray(u, np.float64), np.asarray(box, np.float64),
+                                            np.float64(step), list(non_trainable), np.asarray(xs, np.float32),
+                                            np.asarray(ys, np.int64))
+        return out.numpy(), last.numpy()

@@ -248,6 +248,47 @@ def test_sign_ascent_step_equals_a_step_taken_by_hand(small_ctx):
     assert not math.isnan(float(fused.sum()))
 
 
+def _step_by_hand(ctx, p, u, box, x, y):
+    """One ascent step with a tape on the model itself at base + u, numpy step and clip."""
+    p.set_offsets(u)
+    with tf.GradientTape() as tape:
+        loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)(y, ctx.model(x, training=False))
+    grads = tape.gradient(loss, ctx.model.trainable_variables)
+    g = np.concatenate([np.asarray(gv).ravel() for gv in grads])
+    return np.clip(u + 0.5 * box * np.sign(g), -box, box)
+
+
+def test_ascent_steps_in_one_call_equal_steps_taken_by_hand(small_ctx, monkeypatch):
+    """Three steps on three batches of one size: one compiled call, each step from the last one's result."""
+    rng = np.random.default_rng(12)
+    batches = [(small_ctx.x[i:i + 30], small_ctx.y[i:i + 30]) for i in (0, 30, 60)]
+    with small_ctx.perturbation() as p:
+        u0 = np.concatenate([o.ravel() for o in _offsets(p, rng, 0.01)])
+        box = np.abs(u0) * 2 + 1e-3
+        calls = []
+        steps = p._traces.sign_ascent_steps
+        monkeypatch.setattr(p._traces, "sign_ascent_steps", lambda *a: (calls.append(len(a[5])), steps(*a))[1])
+        fused = p.sign_ascent_steps(u0, box, batches)
+        assert calls == [3]
+        current = p._current.copy()  # the point of the last gradient
+        last_start = _by_hand_chain(small_ctx, p, u0, box, batches[:2])
+        np.testing.assert_array_equal(current, last_start)
+        expected = _step_by_hand(small_ctx, p, last_start, box, *batches[2])
+        # batches of different sizes: one call per step, the same chain
+        uneven = p.sign_ascent_steps(u0, box, [batches[0], batches[1], (small_ctx.x[60:80], small_ctx.y[60:80])])
+        assert calls == [3, 1, 1, 1]
+        np.testing.assert_array_equal(uneven, _step_by_hand(small_ctx, p, last_start, box, small_ctx.x[60:80],
+                                                            small_ctx.y[60:80]))
+    np.testing.assert_array_equal(fused, expected)
+    assert np.all(np.abs(fused) <= box)
+
+
+def _by_hand_chain(ctx, p, u, box, batches):
+    for x, y in batches:
+        u = _step_by_hand(ctx, p, u, box, x, y)
+    return u
+
+
 def test_engine_answers_over_at_once_when_the_perturbed_model_outputs_nan(small_ctx):
     from gen_measures.measures.perturbation import PerturbationEngine
 
@@ -282,21 +323,20 @@ def test_sharpness_attacks_start_from_one_random_direction_at_every_scale(small_
     from gen_measures.measures.perturbation import PerturbationEngine
 
     calls = []
-    original = PerturbationEngine.ascent_step
+    original = PerturbationEngine.ascent
 
-    def spy(self, u, box, x, y, step=0.5):
-        calls.append((u.copy(), box.copy()))
-        return original(self, u, box, x, y, step)
+    def spy(self, u, box, batches, step=0.5):
+        calls.append((u.copy(), box.copy(), len(batches)))
+        return original(self, u, box, batches, step)
 
-    monkeypatch.setattr(PerturbationEngine, "ascent_step", spy)
+    monkeypatch.setattr(PerturbationEngine, "ascent", spy)
     with PerturbationEngine(small_ctx) as engine:
         result = sharpness_module.worst_case_sharpness(
             engine, np.random.default_rng(3), lambda step: (small_ctx.x[:32], small_ctx.y[:32]), ascent_steps=2)
-    firsts = calls[::2]  # two ascent steps per attack: the first of each starts from the random start
-    assert result.evaluations == len(firsts) >= 2 and len(calls) == 2 * len(firsts)
+    assert result.evaluations == len(calls) >= 2 and {n for _, _, n in calls} == {2}  # both steps in one call
     # start / box is the same vector at every scale (the box is alpha (|w| + eps))
-    ratio0 = firsts[0][0] / firsts[0][1]
-    for u, box in firsts[1:]:
+    ratio0 = calls[0][0] / calls[0][1]
+    for u, box, _ in calls[1:]:
         np.testing.assert_allclose(u / box, ratio0, rtol=1e-9, atol=1e-12)
     assert np.all(np.abs(ratio0) <= 0.5) and np.std(ratio0) > 0.1  # uniform in [-0.5, 0.5] of the box
 

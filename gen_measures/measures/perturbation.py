@@ -142,6 +142,14 @@ class PerturbationEngine:
         self._count(3 * len(y))
         return self._p.sign_ascent_step(u, box, x, y, step)
 
+    def ascent(self, u: np.ndarray, box: np.ndarray, batches: Sequence[tuple[np.ndarray, np.ndarray]],
+               step: float = 0.5) -> np.ndarray:
+        """:meth:`ascent_step` once per ``(x, y)`` of ``batches``, each step from the previous
+        one's result, in one compiled call when the batches have one size
+        (:meth:`~gen_measures.context.WeightPerturbation.sign_ascent_steps`; 3 passes per example)."""
+        self._count(3 * sum(len(y) for _, y in batches))
+        return self._p.sign_ascent_steps(u, box, batches, step)
+
     def decide(self, draws: Sequence[Callable[[], Sequence[np.ndarray]]],
                classify: Callable[[float, float], str | None], *, first: int | None = None) -> Decision:
         """Evaluate the mean accuracy over ``draws`` (each a function returning offsets) until

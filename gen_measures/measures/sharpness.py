@@ -164,8 +164,7 @@ def worst_case_sharpness(
     def attack(alpha: float) -> float:
         u = alpha * start_dir  # the random start inside the box (flat float64 vectors from here on)
         box = alpha * flat_mags
-        for step in range(ascent_steps):
-            u = engine.ascent_step(u, box, *gradient_batch(step))
+        u = engine.ascent(u, box, [gradient_batch(step) for step in range(ascent_steps)])
         decision = engine.decide([lambda: u], classify)
         drop = decision.drop if decision.complete else decision.estimate  # an early 'over': the drop so far
         drop = drop if math.isfinite(drop) else math.inf
