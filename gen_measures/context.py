@@ -13,7 +13,6 @@ runner) or from a plain Keras model with numpy data (:meth:`ModelContext.from_ke
 from __future__ import annotations
 
 import contextlib
-
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -628,10 +627,9 @@ class WeightPerturbation:
         """One projected sign-gradient ascent step of the loss on ``(x, y)`` from offset ``u`` in
         the box ``|u_i| <= box_i`` (flat float64 vectors): ``clip(u + step * box * sign(grad),
         -box, box)`` with the gradient at ``base + u`` (which become the current offsets). One call
-        of the architecture's compiled function; the model's variables are not assigned."""
-        self._current = self._flat(u)
-        _, non_trainable = self.ctx.variable_values()
-        return self._traces.sign_ascent(self._base_tensors, self._current, self._flat(box), step, non_trainable, x, y)
+        of the architecture's compiled function (:meth:`sign_ascent_steps` with one batch); the
+        model's variables are not assigned."""
+        return self.sign_ascent_steps(u, box, [(x, y)], step)
 
     def sign_ascent_steps(self, u: np.ndarray, box: np.ndarray, batches: Sequence[tuple[np.ndarray, np.ndarray]],
                           step: float = 0.5) -> np.ndarray:

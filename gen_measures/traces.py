@@ -15,8 +15,7 @@ calls the same traced graph with its own weights and pays no trace.
 * :meth:`ArchitectureTraces.count_correct_many`: the same for several offsets in one call (one
   graph: :meth:`~ArchitectureTraces.count_correct` is its one-row case).
 * :meth:`ArchitectureTraces.sign_ascent_steps`: projected sign-gradient ascent steps of the
-  cross-entropy from ``base + u``, one per batch, in one call (:meth:`~ArchitectureTraces.sign_ascent`
-  is its one-step case).
+  cross-entropy from ``base + u``, one per batch, in one call (a single step is its one-batch case).
 
 :func:`traces_for` returns the shared object of a model's architecture: the key is the model's
 layer classes and configurations (layer names excluded), input shape and variables' shapes,
@@ -173,8 +172,8 @@ class ArchitectureTraces:
             return tf.map_fn(lambda o: self._count(base, o, non_trainable, xb, yb), offsets,
                              fn_output_signature=(tf.int64, tf.bool), parallel_iterations=4)
 
-        return tf.function(many, autograph=False, input_signature=[trainable, tf.TensorSpec([None, self.size], tf.float64), non_trainable,
-                                                  x, tf.TensorSpec([None], tf.int64)])
+        return tf.function(many, autograph=False, input_signature=[
+            trainable, tf.TensorSpec([None, self.size], tf.float64), non_trainable, x, tf.TensorSpec([None], tf.int64)])
 
     def _build_sign_ascent(self):
         import keras
@@ -224,18 +223,13 @@ class ArchitectureTraces:
                                                       np.asarray(x, np.float32), np.asarray(y, np.int64))
         return np.asarray(hits, np.int64), np.asarray(finite, bool)
 
-    def sign_ascent(self, base, u: np.ndarray, box: np.ndarray, step: float, non_trainable, x: np.ndarray,
-                    y: np.ndarray) -> np.ndarray:
-        """``clip(u + step * box * sign(grad), -box, box)``, the cross-entropy gradient on
-        ``(x, y)`` taken at ``base + u`` (flat float64 vectors): :meth:`sign_ascent_steps` with
-        one batch, so an architecture traces one ascent graph."""
-        return self.sign_ascent_steps(base, u, box, step, non_trainable, np.asarray(x)[None], np.asarray(y)[None])[0]
-
     def sign_ascent_steps(self, base, u: np.ndarray, box: np.ndarray, step: float, non_trainable, xs: np.ndarray,
                           ys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """:meth:`sign_ascent` once per batch of the stack ``(xs, ys)`` (shapes ``(steps, batch,
-        ...)`` and ``(steps, batch)``), each step from the previous one's result, in one call:
-        ``(the last step's result, the point its gradient was taken at)``."""
+        """One projected sign-gradient ascent step ``clip(u + step * box * sign(grad), -box, box)``
+        per batch of the stack ``(xs, ys)`` (shapes ``(steps, batch, ...)`` and ``(steps, batch)``),
+        the cross-entropy gradient taken at ``base + u`` and each step from the previous one's
+        result (flat float64 vectors), in one call: ``(the last step's result, the point its
+        gradient was taken at)``."""
         out, last = self._fn("sign_ascent")(list(base), np.asarray(u, np.float64), np.asarray(box, np.float64),
                                             np.float64(step), list(non_trainable), np.asarray(xs, np.float32),
                                             np.asarray(ys, np.int64))

@@ -139,8 +139,7 @@ class PerturbationEngine:
     def ascent_step(self, u: np.ndarray, box: np.ndarray, x: np.ndarray, y: np.ndarray, step: float = 0.5) -> np.ndarray:
         """``clip(u + step * box * sign(grad at base + u), -box, box)`` on ``(x, y)``, flat vectors
         (:meth:`~gen_measures.context.WeightPerturbation.sign_ascent_step`; counted as 3 passes over ``x``)."""
-        self._count(3 * len(y))
-        return self._p.sign_ascent_step(u, box, x, y, step)
+        return self.ascent(u, box, [(x, y)], step)
 
     def ascent(self, u: np.ndarray, box: np.ndarray, batches: Sequence[tuple[np.ndarray, np.ndarray]],
                step: float = 0.5) -> np.ndarray:
@@ -420,7 +419,7 @@ def search_sigma(evaluate: Callable[[float], Decision], acc0: float, *, points: 
     if points not in POINTS:
         raise ValueError(f"points={points!r}: expected one of {POINTS}")
     steps: list[tuple[float, str, int]] = []
-    bracket = Bracket(0.0, float(upper), acc0, slope if points == "interpolated" else LOGIT_SLOPE)
+    bracket = Bracket(0.0, float(upper), acc0, slope)  # the bisection never asks it for a point
     g_target = logit_of_drop(target, acc0)
     sigma = float(upper) / 2 if start is None or start <= 0 or points == "bisection" else min(float(start), float(upper))
     for _ in range(depth):
