@@ -136,15 +136,23 @@ def release_keras_state() -> None:
         gc.collect()
 
 
-@contextlib.contextmanager
-def _keeping_kernel_cache():
-    """Make TensorFlow's ``clear_kernel_cache`` a no-op within the block (the eager context is
-    TensorFlow's private API: without it, nothing changes)."""
+def _eager_context():
+    """TensorFlow's eager context (its private API), or ``None`` where it cannot be reached."""
     try:
         from tensorflow.python.eager import context as eager
         ectx = eager.context()
         ectx.clear_kernel_cache  # noqa: B018 - the attribute must exist to be shadowed
     except Exception:  # noqa: BLE001 - a TensorFlow without it: clear_session as it is
+        return None
+    return ectx
+
+
+@contextlib.contextmanager
+def _keeping_kernel_cache():
+    """Make TensorFlow's ``clear_kernel_cache`` a no-op within the block (nothing changes where
+    the eager context cannot be reached, :func:`_eager_context`)."""
+    ectx = _eager_context()
+    if ectx is None:
         yield
         return
     ectx.clear_kernel_cache = lambda: None

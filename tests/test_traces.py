@@ -202,3 +202,21 @@ def test_release_keeps_the_instantiated_shared_functions(monkeypatch):
     ectx.clear_kernel_cache()
     assert cleared == [1]  # the method is back once the release is over
     np.testing.assert_array_equal(tr.forward(model.trainable_variables, model.non_trainable_variables, x).numpy(), before)
+
+
+def test_release_without_tensorflows_eager_context_is_clear_session_as_it_is(monkeypatch):
+    """Where TensorFlow's private eager context cannot be reached, the release clears Keras'
+    state and the kernel cache as Keras does (nothing is shadowed, nothing fails)."""
+    from tensorflow.python.eager import context as eager
+
+    from gen_measures import context
+
+    cleared = []
+    monkeypatch.setattr(type(eager.context()), "clear_kernel_cache", lambda self: cleared.append(1))
+    monkeypatch.setattr(context, "_eager_context", lambda: None)
+    keras.layers.Dense(2)
+    context.release_keras_state()
+    first = keras.layers.Dense(2).name
+    context.release_keras_state()
+    assert keras.layers.Dense(2).name == first
+    assert cleared == [1, 1]
