@@ -2,8 +2,8 @@
 
 Pure numpy/scipy (never imports TensorFlow). :func:`top_left_singular_vectors` and
 :func:`pvector` solve exactly (Gram eigenvectors, streamed in chunks), by randomized subspace
-iteration [1]_, or (``k = 1``, the default there) adaptively: warm-started Golub-Kahan-Lanczos
-bidiagonalization [2]_ with a residual/gap convergence test and a fallback to the exact solver;
+iteration [1]_, or (``k = 1``, the default there) adaptively: warm-started Lanczos on the smaller
+Gram matrix [2]_ with a residual/gap convergence test and a fallback to the exact solver;
 :func:`angle_between` and :func:`subspace_angles_deg` compare the results (sign-safe, in degrees).
 Degenerate input (an all-zero or rank-deficient matrix, NaN entries) gives NaN with a
 :class:`~gen_measures.errors.DegenerateInputWarning`.
@@ -13,13 +13,14 @@ References
 .. [1] Halko, N., Martinsson, P.-G. & Tropp, J. A. (2011). "Finding structure with randomness:
    probabilistic algorithms for constructing approximate matrix decompositions." SIAM Review
    53(2), 217-288.
-.. [2] Golub, G. H. & Kahan, W. (1965). "Calculating the singular values and pseudo-inverse of
-   a matrix." SIAM J. Numer. Anal. 2(2), 205-224; Parlett, B. N. (1998). *The Symmetric
-   Eigenvalue Problem*, SIAM, theorem 11.7.1 (gap theorem).
+.. [2] Lanczos, C. (1950). J. Res. Nat. Bur. Standards 45(4), 255-282; Golub, G. H. & Kahan, W.
+   (1965). SIAM J. Numer. Anal. 2(2), 205-224 (the same Krylov spaces, bidiagonal form);
+   Parlett, B. N. (1998). *The Symmetric Eigenvalue Problem*, SIAM, theorem 11.7.1 (gap theorem).
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 from dataclasses import dataclass
@@ -139,56 +140,62 @@ def top_left_singular_vectors(
         dtype of ``a`` (float32 stays float32: half the memory traffic; the small problem is
         float64).
 
-        ``"adaptive"`` (``k = 1`` only): Golub-Kahan-Lanczos bidiagonalization [3]_ of ``a``
-        started on the left, ``a^T u_1 = alpha_1 v_1``, ``a v_j = alpha_j u_j + beta_j u_{j+1}``,
-        ``a^T u_{j+1} = beta_j v_j + alpha_{j+1} v_{j+1}``: one matrix-vector product per
-        coefficient, in the dtype of ``a`` (``a^T u`` over row chunks whose partial sums are
-        added in float64; centring, if asked, is applied implicitly, without a copy), with full
-        re-orthogonalisation of both float64 bases (classical Gram-Schmidt, repeated when it
-        removes over 30 % of the norm). ``T_m`` is the bidiagonal matrix of the first ``m``
-        coefficients (``V^T a^T U``); its top singular triplet gives the Ritz triplet
-        ``(theta, u, v)``, for which one of ``a v = theta u``, ``a^T u = theta v`` holds
-        exactly.
+        ``"adaptive"`` (``k = 1`` only): the Lanczos method [3]_ on the smaller Gram matrix,
+        ``B = a^T a`` (``d x d``) when ``n >= d``, else ``a a^T`` (``n x n``), without forming
+        it: each ``B q`` is two matrix-vector products in the dtype of ``a`` (``y = a q``, then
+        ``a^T y``, or the transposed pair; ``a^T y`` over row chunks whose partial sums are added
+        in float64; centring, if asked, is applied implicitly, without a copy). The basis ``Q``
+        of the small side is float64 with full re-orthogonalisation (classical Gram-Schmidt,
+        repeated when it removes over 30 % of the norm); the products ``y = a q_j`` on the big
+        side are kept in the working dtype when ``n >= d``, so the left Ritz vector ``a Q z``
+        costs no further pass. All vector work outside the products is on the small side: on a
+        narrow matrix it would otherwise cost more than the products. ``T_j = Q^T B Q``
+        (tridiagonal, ``j x j``) after ``j`` products with ``B``; its top eigenpair
+        ``(theta^2, z)`` gives the Ritz triplet ``(theta, u, v)``, for which one of
+        ``a v = theta u``, ``a^T u = theta v`` holds exactly. (The Krylov spaces are those of
+        Golub-Kahan-Lanczos bidiagonalization started on the same left vector [4]_.)
 
-        *Start*: ``u_1 ~ s / ||s|| + eta g`` with ``s = start`` (a guess of the left vector,
-        e.g. the previous epoch's P-vector) or, by default, ``s = 1`` (then ``a^T u_1`` is the
-        column-mean direction, already close to the answer for uncentred non-negative features
-        such as ReLU outputs; with ``center=True`` and no ``start``, ``u_1 = g``). ``g`` is a
-        seeded random unit vector and ``eta = min(1, 10 tol sqrt(n))``: every singular
-        direction gets a weight of about ``10 tol`` in the start, so that a start (nearly)
-        orthogonal to the answer, which would make any Krylov method converge to another
-        singular triplet, still finds the top one (it only costs passes).
+        *Start*: ``u_1 ~ s / ||s|| + eta g`` on the left, with ``s = start`` (a guess of the
+        left vector, e.g. the previous epoch's P-vector) or, by default, ``s = 1`` (then
+        ``a^T u_1`` is nearly the column-mean direction, already close to the answer for
+        uncentred non-negative features such as ReLU outputs; with ``center=True`` and no
+        ``start``, ``u_1 = g``); the small side starts at ``a^T u_1`` (one pass) when ``n >= d``,
+        at ``u_1`` otherwise. ``g`` is a seeded random unit vector (kept between calls for an
+        integer seed: drawing it costs more than a mat-vec of a narrow matrix) and
+        ``eta = min(1, 10 tol sqrt(n))``: every singular direction gets a weight of about
+        ``10 tol`` in the start, so that a start (nearly) orthogonal to the answer, which would
+        make any Krylov method converge to another singular triplet, still finds the top one (it
+        only costs passes). The start is on the left on both sides, so the result does not depend
+        on the order of the columns.
 
-        *Convergence test*, after every product ``m >= 3``: for the top Ritz triplet of
-        ``T_{m-1}``, ``rho = r / theta`` with ``r`` the norm of its other residual
-        (``||a^T u - theta v||`` or ``||a v - theta u||``, which is the new coefficient times
-        the last entry of the triplet's singular vector: no extra product); ``gamma = 1 -
-        (theta_2 / theta_1) ** 2`` with ``theta_1 >= theta_2`` the top singular values of
-        ``T_m`` (an estimate of the relative gap ``1 - (s_2 / s_1) ** 2``). Converged when
-        ``rho <= tol * gamma`` (``rho / gamma`` estimates the gap-theorem bound [4]_
-        ``sin angle(u, u_1) <= rho / (1 - (s_2 / s_1) ** 2)``) and the Ritz value (the
-        Rayleigh quotient) rose by at most ``theta * (rho**2 / gamma + 8 eps)`` (``eps`` of the
-        working dtype) from ``T_{m-1}`` to ``T_m`` (the Kato-Temple bound
-        ``s_1 <= theta sqrt(1 + rho**2 / gamma)``: a larger rise shows ``gamma`` is
-        overestimated), or when a coefficient is at rounding level (an invariant Krylov space:
-        exact). The returned triplet is the top one of ``T_m`` (it
-        contains ``T_{m-1}``, so its Rayleigh quotient is at least ``theta`` and the same
-        bound holds). The default ``tol`` (1e-4) is well below the ``sin = 4.5e-3`` that
-        ``|cos| = 0.99999`` allows, because Ritz values approach ``s_2`` from below: the gap
+        *Convergence test*, after every product with ``B`` (``j >= 2``): ``rho = beta_j |z_j| /
+        theta^2``, the relative residual ``||a^T u - theta v|| / theta`` (or ``||a v - theta u||
+        / theta``) of the top Ritz triplet of ``T_j`` (``beta_j`` is the norm of the new Lanczos
+        vector: no extra product); ``gamma = 1 - lambda_2 / theta^2`` with ``lambda_2`` the second
+        eigenvalue of ``T_j`` (an estimate of the relative gap ``1 - (s_2 / s_1) ** 2``).
+        Converged when ``rho <= tol * gamma`` (``rho / gamma`` estimates the gap-theorem bound
+        [5]_ ``sin angle(u, u_1) <= rho / (1 - (s_2 / s_1) ** 2)``) and the Ritz value rose by
+        at most ``theta^2 * (2 rho'^2 / gamma + 16 eps)`` from ``T_{j-1}`` (residual ``rho'``)
+        to ``T_j`` (``eps`` of the working dtype; the Kato-Temple bound ``s_1^2 <= theta'^2 (1 +
+        rho'^2 / gamma)`` up to a factor 2: a larger rise shows ``gamma`` is overestimated), or
+        when ``beta_j`` is at rounding level (an invariant Krylov space: exact). The returned
+        triplet is the tested one. The default ``tol`` (1e-4) is well below the ``sin = 4.5e-3``
+        that ``|cos| = 0.99999`` allows, because Ritz values approach ``s_2`` from below: the gap
         estimate can be optimistic. Limitation (of every residual test): if ``s_2 / s_1 >
-        1 - tol * 100`` (0.99 by default) an unlucky start can stagnate on a mixture of
-        ``u_1`` and ``u_2`` whose residual passes the test; lower ``tol`` or use
-        ``method="exact"`` for such near-degenerate spectra. An exactly repeated top value
-        returns one vector of its subspace (any is a top singular vector).
+        1 - tol * 100`` (0.99 by default) an unlucky start can stagnate on a mixture of ``u_1``
+        and ``u_2`` whose residual passes the test; lower ``tol`` or use ``method="exact"`` for
+        such near-degenerate spectra. An exactly repeated top value returns one vector of its
+        subspace (any is a top singular vector).
 
         *Fallback*: if the test has not passed after ``max_passes`` passes over ``a`` (the
-        column means of ``center=True`` count), or ``a^T u_1`` is zero to rounding, the result
-        is that of ``method="exact"`` (always exact, whatever the size; reported by
+        column means of ``center=True`` count), or the start's products are zero to rounding,
+        the result is that of ``method="exact"`` (always exact, whatever the size; reported by
         :class:`SolverInfo` and logged at INFO level). The products are memory-bound, so the
-        cost is about ``passes`` times one mat-vec: 4-8 on uncentred features with a
-        dominant first singular value, 10-15 on a centred Gaussian matrix with singular values
-        decaying by 0.7, at most ``max_passes`` plus the exact solver (e.g. centred features
-        with a nearly flat spectrum).
+        cost is about ``passes`` times one mat-vec (``a^T y`` costs 1-2 times ``a v``): 5-9 on
+        uncentred features with a dominant first singular value (``1 + 2 j`` when ``n >= d``,
+        ``2 j`` otherwise), 13 on a centred Gaussian matrix with singular values decaying by
+        0.7, at most ``max_passes`` plus the exact solver (e.g. centred features with a nearly
+        flat spectrum).
 
         ``"auto"``: ``"adaptive"`` when ``k = 1``; for ``k > 1``, exact when
         ``min(n, d) <= AUTO_EXACT_MAX_DIM`` (2048), else randomized.
@@ -247,9 +254,12 @@ def top_left_singular_vectors(
     .. [2] Golub, G. H. & Van Loan, C. F. (2013). *Matrix Computations*, 4th ed., sections 8.6
        (SVD via the symmetric eigenproblem), 8.2.4 (Rayleigh-Ritz) and 10.4 (Lanczos
        bidiagonalization).
-    .. [3] Golub, G. H. & Kahan, W. (1965). "Calculating the singular values and pseudo-inverse
+    .. [3] Lanczos, C. (1950). "An iteration method for the solution of the eigenvalue problem of
+       linear differential and integral operators." J. Res. Nat. Bur. Standards 45(4), 255-282;
+       Golub & Van Loan (2013), section 10.1.
+    .. [4] Golub, G. H. & Kahan, W. (1965). "Calculating the singular values and pseudo-inverse
        of a matrix." SIAM J. Numer. Anal. 2(2), 205-224.
-    .. [4] Parlett, B. N. (1998). *The Symmetric Eigenvalue Problem*, SIAM, theorem 11.7.1
+    .. [5] Parlett, B. N. (1998). *The Symmetric Eigenvalue Problem*, SIAM, theorem 11.7.1
        (applied to ``a a^T``).
     """
     a = as_float_array(a, "a", ndim=2)
@@ -337,13 +347,18 @@ def pvector(a, **kwargs) -> np.ndarray:
 
 
 def _fix_signs(u: np.ndarray) -> np.ndarray:
-    """Flip columns so that each column's entry of largest magnitude is positive."""
+    """Flip columns so that each column's entry of largest magnitude is positive (ties: the first)."""
     if u.shape[0] == 0:
         return u
-    rows = np.argmax(np.abs(u), axis=0)  # a NaN column gives a NaN sign, replaced by 1 below
-    signs = np.sign(u[rows, np.arange(u.shape[1])])
-    signs[~np.isfinite(signs) | (signs == 0)] = 1.0
-    return u * signs
+    # argmax / argmin instead of argmax(abs(u)): no temporary the size of u (this runs on every
+    # P-vector, and on a narrow matrix an n-vector operation costs as much as a mat-vec)
+    cols = np.arange(u.shape[1])
+    hi, lo = np.argmax(u, axis=0), np.argmin(u, axis=0)
+    top, bottom = u[hi, cols], u[lo, cols]
+    flip = (-bottom > top) | ((-bottom == top) & (lo < hi))  # NaN compares False: no flip
+    if flip.any():
+        u = u * np.where(flip, -1.0, 1.0)
+    return u
 
 
 def _row_chunks(n: int, d: int):
@@ -431,10 +446,11 @@ def _exact_passes(n: int, d: int) -> int:
 
 
 class _Products:
-    """Products with ``a`` (or ``a - 1 mean^T``) in the dtype of ``a``, float64 results; counts passes.
+    """Products with ``a`` (or ``a - 1 mean^T``) in the dtype of ``a``; counts passes.
 
-    ``a^T u`` runs over row chunks whose float32/float64 partial sums are added in float64
-    (float32 BLAS accumulation over 50 000 rows alone loses about 1e-6 relative accuracy).
+    ``matvec`` returns the working dtype (the caller decides whether a float64 copy is needed);
+    ``rmatvec`` (``a^T u``) runs over row chunks whose partial sums are added in float64 (float32
+    BLAS accumulation over 50 000 rows alone loses about 1e-6 relative accuracy).
     """
 
     def __init__(self, a: np.ndarray) -> None:
@@ -448,25 +464,28 @@ class _Products:
         #: Norm of the terms of the last product before cancellation (its rounding scale).
         self.scale = 0.0
 
-    def matvec(self, v: np.ndarray) -> np.ndarray:
+    def matvec(self, v: np.ndarray, out: np.ndarray | None = None, scaled: bool = False) -> np.ndarray:
+        """``a v`` in the working dtype; ``scaled`` also sets :attr:`scale` (an extra pass over the result)."""
         self.passes += 1
-        out = (self.a @ v.astype(self.work)).astype(np.float64)
-        self.scale = float(np.linalg.norm(out))
+        out = np.matmul(self.a, v.astype(self.work, copy=False), out=out)
+        if scaled:
+            self.scale = float(np.linalg.norm(out))
         if self.mean is not None:
             shift = float(self.mean @ v)
-            self.scale = max(self.scale, abs(shift) * math.sqrt(out.size))
-            out -= shift
+            if scaled:
+                self.scale = max(self.scale, abs(shift) * math.sqrt(out.size))
+            out -= self.work.type(shift)
         return out
 
     def rmatvec(self, u: np.ndarray) -> np.ndarray:
         self.passes += 1
-        uw = u.astype(self.work)
+        uw = u.astype(self.work, copy=False)
         out = np.zeros(self.a.shape[1])
         for rows in self.chunks:
             out += uw[rows] @ self.a[rows]
         self.scale = float(np.linalg.norm(out))
         if self.mean is not None:
-            shift = self.mean * u.sum()
+            shift = self.mean * float(np.sum(uw, dtype=np.float64))
             self.scale = max(self.scale, float(np.linalg.norm(shift)))
             out -= shift
         return out
@@ -486,38 +505,60 @@ def _reorthogonalised(x: np.ndarray, basis: np.ndarray) -> np.ndarray:
     return x
 
 
-def _with_row(basis: np.ndarray, i: int, row) -> np.ndarray:
-    """``basis`` with row ``i`` set to ``row``, reallocated (doubling) when it has no row ``i``."""
+def _with_row(basis: np.ndarray, i: int) -> np.ndarray:
+    """``basis``, reallocated (doubling its rows) when it has no row ``i``."""
     if i >= basis.shape[0]:
-        grown = np.empty((2 * basis.shape[0], basis.shape[1]))
+        grown = np.empty((2 * basis.shape[0], basis.shape[1]), dtype=basis.dtype)
         grown[:i] = basis[:i]
         basis = grown
-    basis[i] = row
     return basis
 
 
-def _bidiagonal(c: list[float]) -> np.ndarray:
-    """The projected matrix ``V^T a^T U`` after the coefficients ``c = [alpha_1, beta_1, alpha_2, ...]``."""
-    m = len(c)
-    t = np.zeros(((m + 1) // 2, m // 2 + 1))
-    for i, value in enumerate(c):
-        t[i // 2, i // 2 + i % 2] = value
-    return t
+def _tridiagonal_top(alphas: list[float], betas: list[float]) -> tuple[np.ndarray, np.ndarray]:
+    """Eigenvalues (ascending) and the top eigenvector of the Lanczos matrix of ``alphas``, ``betas``."""
+    m = len(alphas)
+    t = np.diag(np.asarray(alphas, dtype=np.float64))
+    if m > 1:
+        off = np.asarray(betas[: m - 1], dtype=np.float64)
+        t[np.arange(m - 1), np.arange(1, m)] = off
+        t[np.arange(1, m), np.arange(m - 1)] = off
+    lam, z = np.linalg.eigh(t)
+    return lam, z[:, -1]
+
+
+@functools.lru_cache(maxsize=4)
+def _seeded_noise(seed: int, n: int, dtype: np.dtype) -> np.ndarray:
+    g = np.random.default_rng(seed).random(n, dtype=dtype)
+    g -= dtype.type(0.5)
+    g /= np.linalg.norm(g)
+    g.flags.writeable = False
+    return g
+
+
+def _start_noise(seed, n: int, dtype: np.dtype) -> np.ndarray:
+    """The adaptive solver's random unit start component, read-only. Drawing it costs more than a
+    mat-vec of a narrow matrix, and every model of a zoo is measured on the same ``n`` samples, so
+    an integer seed's vector is kept (the last 4 ``(seed, n, dtype)``); ``seed=None`` draws anew."""
+    if seed is None or not isinstance(seed, (int, np.integer)):
+        return _seeded_noise.__wrapped__(seed, n, dtype)
+    return _seeded_noise(int(seed), n, np.dtype(dtype))
 
 
 def _adaptive_top(
     a: np.ndarray, center: bool, seed, start: np.ndarray | None, tol: float, max_passes: int
 ) -> tuple[np.ndarray, np.ndarray, SolverInfo]:
-    """Top singular triplet by Golub-Kahan-Lanczos started on the left (see ``method="adaptive"``).
+    """Top singular triplet by Lanczos on the smaller Gram matrix (see ``method="adaptive"``).
 
-    ``a^T u_1 = alpha_1 v_1``, ``a v_j = alpha_j u_j + beta_j u_{j+1}``,
-    ``a^T u_{j+1} = beta_j v_j + alpha_{j+1} v_{j+1}``: one product per coefficient, and
-    ``V^T a^T U`` is the upper bidiagonal :func:`_bidiagonal` of the coefficients so far.
+    ``B = a^T a`` (``d x d``) when ``n >= d``, else ``a a^T``; every ``B q`` is two products
+    (``y = a q``, then ``a^T y``, or the transposed pair), and the ``y`` of the big side are kept
+    in the working dtype so that the left Ritz vector ``a V z`` needs no further pass.
     Raises :class:`_NotConverged` (the caller falls back to the exact solver) or
     :class:`_NonFinite`.
     """
     n, d = a.shape
     ops = _Products(a)
+    left_small = n < d  # the left vectors (the answer) live on the small side
+    small = n if left_small else d
     eps_work = float(np.finfo(a.dtype).eps)
     rounding = 16 * eps_work  # a new coefficient below this times the product's scale is rounding
 
@@ -535,70 +576,86 @@ def _adaptive_top(
 
     if center:
         budget()
-        ops.mean = ops.rmatvec(np.ones(n)) / n
+        ops.mean = ops.rmatvec(np.ones(n, dtype=a.dtype)) / n
         checked(ops.mean)
-    # Start: s (default 1, the column-mean direction once multiplied by a^T) plus a seeded random
-    # unit vector (see _START_PROTECTION); random alone when centring makes a^T 1 vanish.
-    g = np.random.default_rng(seed).random(n) - 0.5
-    g /= np.linalg.norm(g)
-    s = None if (start is None and center) else (np.ones(n) if start is None else start)
-    s_norm = 0.0 if s is None else float(np.linalg.norm(s))
-    u = g if s_norm == 0 else s / s_norm + min(1.0, _START_PROTECTION * tol * math.sqrt(n)) * g
-    us, vs = np.empty((min(8, max_passes // 2 + 2), n)), np.empty((min(8, max_passes // 2 + 2), d))
-    us[0] = u / np.linalg.norm(u)
-    c: list[float] = []
-    n_u, n_v = 1, 0
-    svd_now = None
+    # Start: u_1 = s / ||s|| + eta g on the left, with the guess s (default 1, so that a^T u_1 is
+    # nearly the column-mean direction) and a seeded random unit vector g (_START_PROTECTION);
+    # g alone when centring without a guess. The small side's start is u_1 itself when n < d,
+    # else a^T u_1 (one pass). In the working dtype: the products cast to it anyway.
+    g = _start_noise(seed, n, a.dtype)
+    s = None if (start is None and center) else start
+    if s is None and not center:
+        q = g * a.dtype.type(min(1.0, _START_PROTECTION * tol * math.sqrt(n)))
+        q += a.dtype.type(1.0 / math.sqrt(n))
+    elif s is None:
+        q = g
+    else:
+        s_norm = float(np.linalg.norm(s))
+        q = g if s_norm == 0 else (s / s_norm).astype(a.dtype) + a.dtype.type(
+            min(1.0, _START_PROTECTION * tol * math.sqrt(n))) * g
+    if not left_small:
+        budget()
+        q = ops.rmatvec(q)
+        if checked(q) == 0:
+            raise _NotConverged(ops.passes, "a^T u_1 is zero to rounding (a zero matrix, or a start "
+                                            "in its left null space)")
+    rows = min(8, max_passes // 2 + 2)
+    qs = np.empty((rows, small))  # orthonormal Lanczos basis of the small side (float64)
+    qs[0] = q / np.linalg.norm(q)
+    ys = None if left_small else np.empty((rows, n), dtype=a.dtype)  # a q_j, working dtype
+    alphas: list[float] = []
+    betas: list[float] = []
+    lam_prev = rho_prev = math.nan
+    j = 0
     while True:
         budget()
-        if len(c) % 2 == 0:  # a^T u_j: alpha_j, v_j
-            x = ops.rmatvec(us[n_u - 1])
-            if n_v:
-                x -= c[-1] * vs[n_v - 1]
-            x = _reorthogonalised(x, vs[:n_v])
-            coef = checked(x)
-            if n_v >= d or coef <= rounding * ops.scale:
-                coef = 0.0  # rounding only (or the right basis spans R^d): an invariant subspace
-            if not c and coef == 0:
-                raise _NotConverged(ops.passes, "a^T u_1 is zero to rounding (a zero matrix, or a start "
-                                                "in its left null space)")
-            vs = _with_row(vs, n_v, x / coef if coef > 0 else 0.0)
-            n_v += 1
-        else:  # a v_j: beta_j, u_{j+1}
-            x = ops.matvec(vs[n_v - 1]) - c[-1] * us[n_u - 1]
-            x = _reorthogonalised(x, us[:n_u])
-            coef = checked(x)
-            if n_u >= n or coef <= rounding * ops.scale:
-                coef = 0.0
-            us = _with_row(us, n_u, x / coef if coef > 0 else 0.0)
-            n_u += 1
-        c.append(coef)
-        m = len(c)
-        svd_prev, svd_now = svd_now, np.linalg.svd(_bidiagonal(c))
-        if m < 2:
-            continue
-        left, sing, right_t = svd_prev
-        theta = sing[0]
-        # Residual of T_{m-1}'s top Ritz pair: the new coefficient (a new column of T_m when m is
-        # even, a new row when odd) times the pair's last entry on the other side.
-        last = left[-1, 0] if (m - 1) % 2 else right_t[0, -1]
-        rho = abs(coef * last) / theta if theta > 0 else math.inf
-        s_now = svd_now[1]
-        gamma = 1.0 - (s_now[1] / s_now[0]) ** 2 if s_now.size > 1 and s_now[0] > 0 else math.nan
-        # Kato-Temple: with the gap gamma, s_1 <= theta * sqrt(1 + rho^2 / gamma); the newer Ritz
-        # value (<= s_1) must respect that bound, else gamma is overestimated (e.g. a cluster).
-        rise = s_now[0] / theta - 1.0 if theta > 0 else math.inf
-        log.debug("adaptive: pass %d, theta %.12g, rho %.3g, gamma %.3g, rise %.3g", ops.passes, theta, rho,
-                  gamma, rise)
-        if rho == 0 or (m >= 3 and rho <= tol * gamma and rise <= rho * rho / gamma + 8 * eps_work):
+        if left_small:
+            y = ops.rmatvec(qs[j])
+            budget()
+            w = ops.matvec(y, scaled=True).astype(np.float64)
+        else:
+            ys = _with_row(ys, j)
+            y = ops.matvec(qs[j], out=ys[j])
+            budget()
+            w = ops.rmatvec(y)
+        scale = ops.scale
+        alpha = float(qs[j] @ w)
+        w -= alpha * qs[j]
+        if j:
+            w -= betas[-1] * qs[j - 1]
+        w = _reorthogonalised(w, qs[: j + 1])
+        beta = checked(w)
+        if j + 1 >= small or beta <= rounding * scale:
+            beta = 0.0  # rounding only (or the basis spans the small side): an invariant subspace
+        alphas.append(alpha)
+        betas.append(beta)
+        lam, z = _tridiagonal_top(alphas, betas)
+        theta2 = lam[-1]
+        if not theta2 > 0:
+            raise _NotConverged(ops.passes, "the start's Krylov space is in the null space of a (a zero matrix?)")
+        # B-residual of the top Ritz pair: beta_j |z_j|; relative to the singular value: / theta^2.
+        rho = beta * abs(z[-1]) / theta2
+        gamma = 1.0 - max(lam[-2], 0.0) / theta2 if j else math.nan
+        # Kato-Temple: with the gap gamma, s_1^2 <= theta^2 (1 + rho^2 / gamma) (up to a factor 2);
+        # the newer Ritz value (<= s_1^2) must respect the previous pair's bound, else gamma is
+        # overestimated (e.g. a cluster).
+        rise = theta2 / lam_prev - 1.0 if j else math.inf
+        log.debug("adaptive: pass %d, theta %.12g, rho %.3g, gamma %.3g, rise %.3g", ops.passes,
+                  math.sqrt(theta2), rho, gamma, rise)
+        if beta == 0 or (j and rho <= tol * gamma and rise <= 2 * rho_prev * rho_prev / gamma + 16 * eps_work):
             break
-    # Return the top Ritz pair of T_m (it contains T_{m-1}: its Ritz value is at least theta,
-    # so the certificate of T_{m-1}'s pair bounds it too).
-    u = us[:n_u].T @ svd_now[2][0]
+        qs = _with_row(qs, j + 1)
+        qs[j + 1] = w / beta
+        lam_prev, rho_prev = theta2, rho
+        j += 1
+    if left_small:
+        u = z @ qs[: j + 1]
+    else:  # a V z, from the kept products a q_i
+        u = (z.astype(a.dtype) @ ys[: j + 1]).astype(np.float64)
     u /= np.linalg.norm(u)
     info = SolverInfo("adaptive", "adaptive", ops.passes, True, False, float(rho),
                       float(gamma) if math.isfinite(gamma) else float("nan"))
-    return u[:, None], np.array([svd_now[1][0]]), info
+    return u[:, None], np.array([math.sqrt(theta2)]), info
 
 
 # --------------------------------------------------------------------------------------------
