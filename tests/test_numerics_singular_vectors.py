@@ -390,8 +390,11 @@ def test_adaptive_degenerate_input():
     with pytest.warns(DegenerateInputWarning, match="all zero"):
         p, info = sv.pvector(np.zeros((20, 5)), return_info=True)
     assert np.isnan(p).all() and info.fell_back  # a^T u_1 = 0: the exact solver decides
+    assert info.reason.startswith("a^T u_1 is zero to rounding")
     with pytest.warns(DegenerateInputWarning, match="all zero"):
-        assert np.isnan(sv.pvector(np.ones((20, 5)), center=True)).all()
+        p, info = sv.pvector(np.ones((20, 5)), center=True, return_info=True)
+    assert np.isnan(p).all() and info.fell_back
+    assert info.reason.startswith("the start's Krylov space is in the null space of a")
     a = gapped(30, 6, seed=12)
     a[4, 2] = np.nan
     with pytest.warns(DegenerateInputWarning, match="NaN or inf"):
