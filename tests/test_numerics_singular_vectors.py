@@ -404,6 +404,16 @@ def test_adaptive_degenerate_input():
         assert np.isnan(sv.pvector(a, center=True)).all()
 
 
+def test_adaptive_overflow_in_float32_falls_back_to_the_exact_float64_solver():
+    # finite float32 entries near 1e19: a^T (a q) overflows float32 (about 1e41), not float64
+    a = relu_features(2000, 20, seed=14) * np.float32(1e19)
+    assert np.isfinite(a).all()
+    p, info = sv.pvector(a, return_info=True)
+    assert (info.method, info.fell_back) == ("exact", True)
+    assert info.reason == "overflow in the working dtype"
+    assert abs_cos(p, svd_left(a.astype(np.float64), 1)[:, 0]) >= 1 - 1e-9
+
+
 def test_adaptive_bad_arguments_name_the_argument():
     a = np.ones((10, 4))
     with pytest.raises(MeasureError, match="k=2"):
