@@ -546,16 +546,17 @@ class WeightPerturbation:
     perturbations without importing TensorFlow.
 
     The searches' inner loops use :meth:`count_correct` (count the correct predictions of a
-    batch at ``base + offsets``) and :meth:`sign_ascent_step` (the gradient at ``base + u`` and a
-    step inside a box): each is one call of a function compiled once per architecture and
-    process (:mod:`gen_measures.traces`) that takes the weights as arguments, so neither traces
-    per model nor assigns the model's variables. :meth:`set_offsets` assigns them (for
-    :meth:`accuracy`, :meth:`loss_gradient` and any use of the model itself); the offsets last
-    given to any of the three are the *current* ones.
+    batch at ``base + offsets``), :meth:`count_correct_many` (several offsets in one call) and
+    :meth:`sign_ascent_steps` (steps inside a box along the sign of the loss gradient at
+    ``base + u``): each calls functions compiled once per architecture and process
+    (:mod:`gen_measures.traces`) that take the weights as arguments, so none traces per model
+    nor assigns the model's variables (:meth:`count_correct` goes through the forward pass every
+    run has already traced, the ascent through the architecture's loss gradient).
+    :meth:`set_offsets` assigns them (for :meth:`accuracy` and any use of the model itself); the
+    offsets last given to any of these are the *current* ones.
     """
 
     def __init__(self, ctx: ModelContext) -> None:
-        import keras
         import tensorflow as tf
 
         self.ctx = ctx
@@ -568,10 +569,10 @@ class WeightPerturbation:
             raise MeasureError(f"{ctx.label}: weight perturbations need a Keras 3 model (with stateless_call); "
                                f"got a {type(ctx.model).__module__}.{type(ctx.model).__name__}")
         self._base_tensors = [tf.constant(w) for w in self.base]
+        self._base_flat = np.concatenate([w.astype(np.float64).ravel() for w in self.base]) if self.base else np.zeros(0)
         self._current = np.zeros(self.size)
         self._applied: np.ndarray | None = None  # the offsets the variables hold (None: base)
-        self._loss = keras.losses.SparseCategoricalCrossentropy(from_logits=self._traces.from_logits)
-        self._grad_fn = None
+        self._at: tuple[np.ndarray, list[np.ndarray]] | None = None  # (offsets, the weights there)
 
     def __enter__(self) -> WeightPerturbation:
         return self
@@ -607,16 +608,38 @@ class WeightPerturbation:
         if self._current is not self._applied and (self._applied is not None or np.any(self._current)):
             self.set_offsets(self._current)
 
+    def weights_at(self, offsets: np.ndarray) -> list[np.ndarray]:
+        """The trainable weights ``base + offsets`` (a flat float64 vector), each sum taken in
+        float64 and rounded once to the weight's dtype as in :meth:`set_offsets`."""
+        total = self._base_flat + offsets
+        weights, start = [], 0
+        for w in self.base:
+            weights.append(total[start:start + w.size].reshape(w.shape).astype(w.dtype))
+            start += w.size
+        return weights
+
+    def _current_weights(self, offsets: Sequence[np.ndarray] | np.ndarray | None) -> list[np.ndarray]:
+        """:meth:`weights_at` the given offsets, which become the current ones; ``None``: at the
+        current offsets, built once for the batches that follow a perturbation's first."""
+        if offsets is not None or self._at is None or self._at[0] is not self._current:
+            if offsets is not None:
+                self._current = self._flat(offsets)
+            self._at = (self._current, self.weights_at(self._current))
+        return self._at[1]
+
     def count_correct(self, x: np.ndarray, y: np.ndarray,
                       offsets: Sequence[np.ndarray] | np.ndarray | None = None) -> tuple[int, bool]:
         """``(correct predictions on (x, y), every output finite)`` at ``base + offsets`` (the
         same rounding as :meth:`set_offsets`), or at the current offsets when ``offsets`` is
-        ``None``. One call of the architecture's compiled function; the model's variables are
-        not assigned."""
-        if offsets is not None:
-            self._current = self._flat(offsets)
+        ``None``. One call of the architecture's compiled forward pass with those weights as
+        arguments (the pass :meth:`ModelContext.predict` traces); the model's variables are not
+        assigned."""
+        weights = self._current_weights(offsets)
         _, non_trainable = self.ctx.variable_values()
-        return self._traces.count_correct(self._base_tensors, self._current, non_trainable, x, y)
+        out = np.asarray(self._traces.forward(weights, non_trainable, x))
+        finite = bool(np.isfinite(out).all())
+        hits = int(np.count_nonzero(np.argmax(out, axis=1) == np.asarray(y))) if len(out) else 0
+        return hits, finite
 
     def count_correct_many(self, x: np.ndarray, y: np.ndarray,
                            offsets: Sequence[Sequence[np.ndarray] | np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
@@ -634,29 +657,23 @@ class WeightPerturbation:
                          step: float = 0.5) -> np.ndarray:
         """One projected sign-gradient ascent step of the loss on ``(x, y)`` from offset ``u`` in
         the box ``|u_i| <= box_i`` (flat float64 vectors): ``clip(u + step * box * sign(grad),
-        -box, box)`` with the gradient at ``base + u`` (which become the current offsets). One call
-        of the architecture's compiled function (:meth:`sign_ascent_steps` with one batch); the
-        model's variables are not assigned."""
+        -box, box)`` with the gradient at ``base + u`` (which become the current offsets)
+        (:meth:`sign_ascent_steps` with one batch)."""
         return self.sign_ascent_steps(u, box, [(x, y)], step)
 
     def sign_ascent_steps(self, u: np.ndarray, box: np.ndarray, batches: Sequence[tuple[np.ndarray, np.ndarray]],
                           step: float = 0.5) -> np.ndarray:
         """:meth:`sign_ascent_step` once per ``(x, y)`` of ``batches``, each from the previous
-        step's result; batches of one size go to one call of the compiled function (a stack),
-        others one call per step. The point of the last gradient becomes the current offsets."""
-        if not batches:
-            return np.asarray(u, np.float64)
-        if len({len(y) for _, y in batches}) > 1:
-            for x, y in batches:
-                u = self.sign_ascent_step(u, box, x, y, step)
-            return u
+        step's result: one call of the architecture's compiled loss gradient per step (the
+        weights as arguments; the model's variables are not assigned), the step itself in
+        float64 numpy. The point of the last gradient becomes the current offsets."""
+        u = self._flat(u)
+        box = self._flat(box)
         _, non_trainable = self.ctx.variable_values()
-        xs = np.stack([np.asarray(x, np.float32) for x, _ in batches])
-        ys = np.stack([np.asarray(y, np.int64) for _, y in batches])
-        out, last = self._traces.sign_ascent_steps(self._base_tensors, self._flat(u), self._flat(box), step,
-                                                   non_trainable, xs, ys)
-        self._current = last
-        return out
+        for x, y in batches:
+            _, grad = self._traces.loss_gradient(self._current_weights(u), non_trainable, x, y)
+            u = np.clip(u + step * box * np.sign(grad.astype(np.float64)), -box, box)
+        return u
 
     def restore(self) -> None:
         """Put the trained weights back (the current offsets become zero)."""
@@ -678,19 +695,9 @@ class WeightPerturbation:
         return accuracy(self.ctx.predict(x), y, warn=False)
 
     def loss_gradient(self, x: np.ndarray, y: np.ndarray) -> tuple[float, list[np.ndarray]]:
-        """Mean cross-entropy at the current weights and its gradient w.r.t. the trainable weights."""
-        import tensorflow as tf
-
-        self._sync()
-        if self._grad_fn is None:
-            model, variables, loss_fn = self.ctx.model, self.variables, self._loss
-
-            @tf.function(reduce_retracing=True)
-            def grad_fn(xb, yb):
-                with tf.GradientTape() as tape:
-                    loss = loss_fn(yb, model(xb, training=False))
-                return loss, tape.gradient(loss, variables)
-
-            self._grad_fn = grad_fn
-        loss, grads = self._grad_fn(tf.convert_to_tensor(x, tf.float32), tf.convert_to_tensor(y, tf.int64))
-        return float(loss), [np.zeros_like(w0) if g is None else np.asarray(g) for g, w0 in zip(grads, self.base)]
+        """Mean cross-entropy at the current weights and its gradient w.r.t. the trainable weights
+        (shaped like :attr:`base`), through the architecture's compiled loss gradient."""
+        _, non_trainable = self.ctx.variable_values()
+        loss, grad = self._traces.loss_gradient(self._current_weights(None), non_trainable, x, y)
+        sizes = np.cumsum([w.size for w in self.base])[:-1]
+        return loss, [part.reshape(w.shape).astype(w.dtype) for part, w in zip(np.split(grad, sizes), self.base)]

@@ -8,14 +8,17 @@ functions. A zoo, though, holds few architectures (the bundled one 8 per task, 4
 calls the same traced graph with its own weights and pays no trace.
 
 * :meth:`ArchitectureTraces.forward`: outputs for given weight values (inference mode).
-* :meth:`ArchitectureTraces.count_correct`: correct predictions and finiteness at
-  ``base + offsets`` (float64 sum rounded once to each weight's dtype, as
-  :meth:`~gen_measures.context.WeightPerturbation.set_offsets` does), without assigning any
-  variable.
-* :meth:`ArchitectureTraces.count_correct_many`: the same for several offsets in one call (one
-  graph: :meth:`~ArchitectureTraces.count_correct` is its one-row case).
-* :meth:`ArchitectureTraces.sign_ascent_steps`: projected sign-gradient ascent steps of the
-  cross-entropy from ``base + u``, one per batch, in one call (a single step is its one-batch case).
+* :meth:`ArchitectureTraces.count_correct_many`: correct predictions and finiteness at
+  ``base + offsets`` for several offsets in one call (float64 sums rounded once to each
+  weight's dtype, as :meth:`~gen_measures.context.WeightPerturbation.set_offsets` does), without
+  assigning any variable.
+* :meth:`ArchitectureTraces.loss_gradient`: the cross-entropy and its gradient (one flat vector)
+  for given weight values; the sharpness ascent takes its steps from it in numpy.
+
+A single perturbation is counted with :meth:`~ArchitectureTraces.forward` (the graph every run
+traces anyway for the model's outputs), so a measure that evaluates one perturbation at a time
+adds no trace of its own; each traced function costs 0.2-0.8 s on its first call (tracing and
+graph optimisation: measured on the bundled zoo's models, 15-70 warm forward passes).
 
 :func:`traces_for` returns the shared object of a model's architecture: the key is the model's
 layer classes and configurations (layer names excluded), input shape and variables' shapes,
@@ -175,62 +178,42 @@ class ArchitectureTraces:
         return tf.function(many, autograph=False, input_signature=[
             trainable, tf.TensorSpec([None, self.size], tf.float64), non_trainable, x, tf.TensorSpec([None], tf.int64)])
 
-    def _build_sign_ascent(self):
+    def _build_loss_gradient(self):
         import keras
         import tensorflow as tf
 
-        trainable, non_trainable, _ = self._specs()
-        flat = tf.TensorSpec([self.size], tf.float64)
+        trainable, non_trainable, x = self._specs()
         loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=self.from_logits)
 
-        def one(base, u, box, step, non_trainable, xb, yb):
-            weights = self._perturbed(base, u)
+        def gradient(trainable, non_trainable, xb, yb):
+            weights = list(trainable)
             with tf.GradientTape() as tape:
                 tape.watch(weights)
                 loss = loss_fn(yb, self._outputs(weights, non_trainable, xb))
-            grads = tape.gradient(loss, weights)
-            g = tf.concat([tf.reshape(tf.zeros_like(w) if gw is None else gw, [-1]) for gw, w in zip(grads, weights)], 0)
-            return tf.clip_by_value(u + step * box * tf.sign(tf.cast(g, tf.float64)), -box, box)
+            grads = tape.gradient(loss, weights, unconnected_gradients=tf.UnconnectedGradients.ZERO)
+            return loss, tf.concat([tf.cast(tf.reshape(g, [-1]), tf.float32) for g in grads], 0)
 
-        def ascent(base, u, box, step, non_trainable, xs, ys):
-            # the steps run in one call (one step per batch of the stack): (last point, last start)
-            def body(carry, batch):
-                return one(base, carry[0], box, step, non_trainable, batch[0], batch[1]), carry[0]
-
-            return tf.foldl(body, (xs, ys), initializer=(u, u))
-
-        return tf.function(ascent, autograph=False, input_signature=[
-            trainable, flat, flat, tf.TensorSpec([], tf.float64), non_trainable,
-            tf.TensorSpec((None, None, *self.input_shape), tf.float32), tf.TensorSpec([None, None], tf.int64)])
+        return tf.function(gradient, autograph=False,
+                           input_signature=[trainable, non_trainable, x, tf.TensorSpec([None], tf.int64)])
 
     # -- calls ----------------------------------------------------------------------------------
     def forward(self, trainable, non_trainable, x: np.ndarray):
         """The outputs (a tensor) for inputs ``x`` at the given weights, inference mode."""
         return self._fn("forward")(list(trainable), list(non_trainable), np.asarray(x, np.float32))
 
-    def count_correct(self, base, offsets: np.ndarray, non_trainable, x: np.ndarray, y: np.ndarray) -> tuple[int, bool]:
-        """``(correct predictions on (x, y), every output finite)`` at ``base + offsets``
-        (``offsets``: one flat float64 vector in the order of ``base``): :meth:`count_correct_many`
-        with one row, so an architecture traces one counting graph."""
-        hits, finite = self.count_correct_many(base, np.asarray(offsets, np.float64)[None, :], non_trainable, x, y)
-        return int(hits[0]), bool(finite[0])
-
     def count_correct_many(self, base, offsets: np.ndarray, non_trainable, x: np.ndarray,
                            y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """:meth:`count_correct` for each row of ``offsets`` (``(k, size)`` float64), in one call:
+        """Correct predictions on ``(x, y)`` and finiteness of the outputs at ``base + o`` for each
+        row ``o`` of ``offsets`` (``(k, size)`` float64, in the order of ``base``), in one call:
         ``(correct predictions per row, every output finite per row)``."""
         hits, finite = self._fn("count_correct_many")(list(base), np.asarray(offsets, np.float64), list(non_trainable),
                                                       np.asarray(x, np.float32), np.asarray(y, np.int64))
         return np.asarray(hits, np.int64), np.asarray(finite, bool)
 
-    def sign_ascent_steps(self, base, u: np.ndarray, box: np.ndarray, step: float, non_trainable, xs: np.ndarray,
-                          ys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """One projected sign-gradient ascent step ``clip(u + step * box * sign(grad), -box, box)``
-        per batch of the stack ``(xs, ys)`` (shapes ``(steps, batch, ...)`` and ``(steps, batch)``),
-        the cross-entropy gradient taken at ``base + u`` and each step from the previous one's
-        result (flat float64 vectors), in one call: ``(the last step's result, the point its
-        gradient was taken at)``."""
-        out, last = self._fn("sign_ascent")(list(base), np.asarray(u, np.float64), np.asarray(box, np.float64),
-                                            np.float64(step), list(non_trainable), np.asarray(xs, np.float32),
-                                            np.asarray(ys, np.int64))
-        return out.numpy(), last.numpy()
+    def loss_gradient(self, trainable, non_trainable, x: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
+        """The mean cross-entropy on ``(x, y)`` at the given weights and its gradient with
+        respect to the trainable ones, as one flat float32 vector in their order (zero for a
+        weight the loss does not depend on)."""
+        loss, grad = self._fn("loss_gradient")(list(trainable), list(non_trainable), np.asarray(x, np.float32),
+                                               np.asarray(y, np.int64))
+        return float(loss), grad.numpy()

@@ -258,25 +258,27 @@ def _step_by_hand(ctx, p, u, box, x, y):
     return np.clip(u + 0.5 * box * np.sign(g), -box, box)
 
 
-def test_ascent_steps_in_one_call_equal_steps_taken_by_hand(small_ctx, monkeypatch):
-    """Three steps on three batches of one size: one compiled call, each step from the last one's result."""
+def test_ascent_steps_chain_equals_steps_taken_by_hand(small_ctx, monkeypatch):
+    """Three steps on three batches: one call of the architecture's compiled loss gradient per step,
+    each step from the last one's result, batches of one size or not."""
     rng = np.random.default_rng(12)
     batches = [(small_ctx.x[i:i + 30], small_ctx.y[i:i + 30]) for i in (0, 30, 60)]
     with small_ctx.perturbation() as p:
         u0 = np.concatenate([o.ravel() for o in _offsets(p, rng, 0.01)])
         box = np.abs(u0) * 2 + 1e-3
         calls = []
-        steps = p._traces.sign_ascent_steps
-        monkeypatch.setattr(p._traces, "sign_ascent_steps", lambda *a: (calls.append(len(a[5])), steps(*a))[1])
+        gradient = p._traces.loss_gradient
+        monkeypatch.setattr(p._traces, "loss_gradient", lambda *a: (calls.append(len(a[3])), gradient(*a))[1])
         fused = p.sign_ascent_steps(u0, box, batches)
-        assert calls == [3]
+        assert calls == [30, 30, 30]
+        # the variables were not assigned: the model's own weights are still the trained ones
+        np.testing.assert_array_equal(small_ctx.model.get_weights()[0], small_ctx.weights()[0])
         current = p._current.copy()  # the point of the last gradient
         last_start = _by_hand_chain(small_ctx, p, u0, box, batches[:2])
         np.testing.assert_array_equal(current, last_start)
         expected = _step_by_hand(small_ctx, p, last_start, box, *batches[2])
-        # batches of different sizes: one call per step, the same chain
         uneven = p.sign_ascent_steps(u0, box, [batches[0], batches[1], (small_ctx.x[60:80], small_ctx.y[60:80])])
-        assert calls == [3, 1, 1, 1]
+        assert calls == [30, 30, 30, 30, 30, 20]
         np.testing.assert_array_equal(uneven, _step_by_hand(small_ctx, p, last_start, box, small_ctx.x[60:80],
                                                             small_ctx.y[60:80]))
     np.testing.assert_array_equal(fused, expected)

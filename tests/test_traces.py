@@ -151,6 +151,43 @@ def test_a_second_model_of_the_architecture_perturbs_its_own_weights():
             assert correct == int(np.sum(np.argmax(np.asarray(twin(x, training=False)), 1) == y))
 
 
+def test_a_sharpness_search_traces_only_the_forward_pass_and_the_loss_gradient():
+    """One perturbation at a time is counted with the forward pass every run traces anyway; the
+    ascent adds the architecture's loss gradient and nothing else (each trace costs 0.2-0.8 s)."""
+    from gen_measures.measures.perturbation import PerturbationEngine
+    from gen_measures.measures.sharpness import worst_case_sharpness
+
+    model = _conv_bn(seed=6)
+    x, y = _data(80)
+    ctx = ModelContext.from_keras(model, x, y, batch_size=32)
+    ctx.logits()
+    with PerturbationEngine(ctx) as engine:
+        worst_case_sharpness(engine, np.random.default_rng(0), lambda step: (x[:32], y[:32]))
+    fns = ctx.traces()._fns
+    assert set(fns) == {"forward", "loss_gradient"}
+    assert all(fn.experimental_get_tracing_count() == 1 for fn in fns.values())
+
+
+def test_loss_gradient_at_the_current_offsets_equals_a_tape_on_the_perturbed_model():
+    import tensorflow as tf
+
+    model = _conv_bn(seed=7)
+    x, y = _data(50)
+    ctx = ModelContext.from_keras(model, x, y)
+    off = 0.05 * np.random.default_rng(8).standard_normal(ctx.perturbation().size)
+    with ctx.perturbation() as p:
+        p.count_correct(x, y, off)  # the current offsets, not assigned to the variables
+        loss, grads = p.loss_gradient(x, y)
+        p.set_offsets(off)
+        with tf.GradientTape() as tape:
+            expected = keras.losses.SparseCategoricalCrossentropy(from_logits=True)(y, model(x, training=False))
+        by_hand = tape.gradient(expected, model.trainable_variables)
+    assert loss == pytest.approx(float(expected), rel=1e-6)
+    assert [g.shape for g in grads] == [w.shape for w in p.base]
+    for g, h in zip(grads, by_hand):
+        np.testing.assert_allclose(g, np.asarray(h), rtol=1e-5, atol=1e-7)
+
+
 def test_perturbation_of_a_model_without_stateless_call_is_refused():
     tf_keras = pytest.importorskip("tf_keras")
     from gen_measures.errors import MeasureError

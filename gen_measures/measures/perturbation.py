@@ -144,8 +144,8 @@ class PerturbationEngine:
     def ascent(self, u: np.ndarray, box: np.ndarray, batches: Sequence[tuple[np.ndarray, np.ndarray]],
                step: float = 0.5) -> np.ndarray:
         """:meth:`ascent_step` once per ``(x, y)`` of ``batches``, each step from the previous
-        one's result, in one compiled call when the batches have one size
-        (:meth:`~gen_measures.context.WeightPerturbation.sign_ascent_steps`; 3 passes per example)."""
+        one's result (:meth:`~gen_measures.context.WeightPerturbation.sign_ascent_steps`: one
+        call of the architecture's compiled loss gradient per step; 3 passes per example)."""
         self._count(3 * sum(len(y) for _, y in batches))
         return self._p.sign_ascent_steps(u, box, batches, step)
 

@@ -195,6 +195,10 @@ def gaussian_sharpness(engine: PerturbationEngine, rng: np.random.Generator, *, 
 # ----------------------------------------------------------------------------- adapters
 SHARPNESS_BATCH = 128
 PACBAYES_SAMPLES = 500
+#: An evaluation set of at most this many examples is evaluated in one call (one call's fixed
+#: cost is about a quarter of a forward pass over the bundled zoo's samples); a larger one goes
+#: in batches of the context's size, so that an attack far over target stops early.
+ONE_CALL_EXAMPLES = 500
 
 
 def trained_accuracy(ctx, idx: np.ndarray | None = None) -> float:
@@ -218,7 +222,8 @@ def _sharpness_search(ctx) -> SearchResult:
         idx = np.take(order, np.arange(step * SHARPNESS_BATCH, (step + 1) * SHARPNESS_BATCH), mode="wrap")
         return ctx.x[idx], ctx.y[idx]
 
-    with PerturbationEngine(ctx, acc0=trained_accuracy(ctx)) as engine:
+    batch_size = max(ctx.batch_size, ctx.n_samples) if ctx.n_samples <= ONE_CALL_EXAMPLES else ctx.batch_size
+    with PerturbationEngine(ctx, batch_size=batch_size, acc0=trained_accuracy(ctx)) as engine:
         result = worst_case_sharpness(engine, rng, gradient_batch)
         result.passes = engine.passes
     return result
