@@ -597,11 +597,8 @@ class WeightPerturbation:
         in float64 and rounded once to the variable's dtype. (Plain per-variable assignments: a
         compiled assignment costs a trace, 0.1-0.2 s, more than a whole search's assignments.)"""
         flat = self._current = self._applied = self._flat(offsets)
-        start = 0
-        for var, w in zip(self._targets, self.base):
-            part = flat[start:start + w.size].reshape(w.shape)
-            var.assign((w.astype(np.float64) + part).astype(w.dtype), read_value=False)
-            start += w.size
+        for var, value in zip(self._targets, self.weights_at(flat)):
+            var.assign(value, read_value=False)
 
     def _sync(self) -> None:
         """Assign the current offsets to the model's variables if they hold others."""
@@ -610,13 +607,13 @@ class WeightPerturbation:
 
     def weights_at(self, offsets: np.ndarray) -> list[np.ndarray]:
         """The trainable weights ``base + offsets`` (a flat float64 vector), each sum taken in
-        float64 and rounded once to the weight's dtype as in :meth:`set_offsets`."""
-        total = self._base_flat + offsets
-        weights, start = [], 0
-        for w in self.base:
-            weights.append(total[start:start + w.size].reshape(w.shape).astype(w.dtype))
-            start += w.size
-        return weights
+        float64 and rounded once to the weight's dtype (what :meth:`set_offsets` assigns)."""
+        return [part.astype(w.dtype) for part, w in zip(self._split(self._base_flat + offsets), self.base)]
+
+    def _split(self, flat: np.ndarray) -> list[np.ndarray]:
+        """A flat vector in the order of :attr:`base` as arrays shaped like its weights (views)."""
+        sizes = np.cumsum([w.size for w in self.base])[:-1]
+        return [part.reshape(w.shape) for part, w in zip(np.split(flat, sizes), self.base)]
 
     def _current_weights(self, offsets: Sequence[np.ndarray] | np.ndarray | None) -> list[np.ndarray]:
         """:meth:`weights_at` the given offsets, which become the current ones; ``None``: at the
@@ -699,5 +696,4 @@ class WeightPerturbation:
         (shaped like :attr:`base`), through the architecture's compiled loss gradient."""
         _, non_trainable = self.ctx.variable_values()
         loss, grad = self._traces.loss_gradient(self._current_weights(None), non_trainable, x, y)
-        sizes = np.cumsum([w.size for w in self.base])[:-1]
-        return loss, [part.reshape(w.shape).astype(w.dtype) for part, w in zip(np.split(grad, sizes), self.base)]
+        return loss, [part.astype(w.dtype) for part, w in zip(self._split(grad), self.base)]

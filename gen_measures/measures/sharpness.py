@@ -201,6 +201,11 @@ PACBAYES_SAMPLES = 500
 ONE_CALL_EXAMPLES = 500
 
 
+def _evaluation_batch(ctx, n: int) -> int:
+    """The engine's batch size for an evaluation set of ``n`` examples (:data:`ONE_CALL_EXAMPLES`)."""
+    return max(ctx.batch_size, n) if n <= ONE_CALL_EXAMPLES else ctx.batch_size
+
+
 def trained_accuracy(ctx, idx: np.ndarray | None = None) -> float:
     """Accuracy of the trained weights on the sample (or its rows ``idx``) from the context's
     cached outputs (:meth:`~gen_measures.context.ModelContext.logits`, shared with every measure
@@ -222,8 +227,7 @@ def _sharpness_search(ctx) -> SearchResult:
         idx = np.take(order, np.arange(step * SHARPNESS_BATCH, (step + 1) * SHARPNESS_BATCH), mode="wrap")
         return ctx.x[idx], ctx.y[idx]
 
-    batch_size = max(ctx.batch_size, ctx.n_samples) if ctx.n_samples <= ONE_CALL_EXAMPLES else ctx.batch_size
-    with PerturbationEngine(ctx, batch_size=batch_size, acc0=trained_accuracy(ctx)) as engine:
+    with PerturbationEngine(ctx, batch_size=_evaluation_batch(ctx, ctx.n_samples), acc0=trained_accuracy(ctx)) as engine:
         result = worst_case_sharpness(engine, rng, gradient_batch)
         result.passes = engine.passes
     return result
@@ -250,7 +254,7 @@ def pacbayes_search(ctx, magnitude_eps: float | None = None) -> SigmaSearch:
         rng = ctx.rng("pacbayes_sharpness" if magnitude_eps is None else "pacbayes_magnitude")
         idx = np.sort(rng.permutation(ctx.n_samples)[:PACBAYES_SAMPLES])
         # one forward call per draw (the evaluation set is small): early answers come per draw
-        with PerturbationEngine(ctx, ctx.x[idx], ctx.y[idx], batch_size=max(ctx.batch_size, len(idx)),
+        with PerturbationEngine(ctx, ctx.x[idx], ctx.y[idx], batch_size=_evaluation_batch(ctx, len(idx)),
                                 acc0=trained_accuracy(ctx, idx)) as engine:
             return pacbayes_sigma(engine, rng, magnitude_eps=magnitude_eps)
 
