@@ -119,6 +119,12 @@ class ArchitectureTraces:
         self._fns: dict[str, Any] = {}
         self._lock = threading.Lock()
 
+    @property
+    def traced(self) -> frozenset[str]:
+        """Names of the functions traced so far (``"forward"``, ``"count_correct_many"``,
+        ``"loss_gradient"``): a measure that adds a name paid for its trace."""
+        return frozenset(self._fns)
+
     # -- the traced graphs --------------------------------------------------------------------
     def _specs(self):
         import tensorflow as tf

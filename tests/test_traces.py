@@ -164,7 +164,7 @@ def test_a_sharpness_search_traces_only_the_forward_pass_and_the_loss_gradient()
     with PerturbationEngine(ctx) as engine:
         worst_case_sharpness(engine, np.random.default_rng(0), lambda step: (x[:32], y[:32]))
     fns = ctx.traces()._fns
-    assert set(fns) == {"forward", "loss_gradient"}
+    assert set(fns) == {"forward", "loss_gradient"} == ctx.traces().traced
     assert all(fn.experimental_get_tracing_count() == 1 for fn in fns.values())
 
 
