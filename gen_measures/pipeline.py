@@ -307,9 +307,7 @@ def _preset_names(fuse: str | Iterable[str] | None) -> list[str]:
 
 def _finish(tasks, specs, results, fuse_names, seed, stats, output, score) -> RunResult:
     """Fuse, rewrite the derived files from ``results`` and score."""
-    import shutil
-
-    from gen_measures.io.results import PREDICTIONS_DIR, write_layer_values, write_predictions, write_results_csv
+    from gen_measures.io.results import write_layer_values, write_predictions, write_results_csv
 
     directions = {s.name: s.direction for s in specs}
     fused = fuse_presets(results, fuse_names, directions, seed)
@@ -319,8 +317,7 @@ def _finish(tasks, specs, results, fuse_names, seed, stats, output, score) -> Ru
     out = None
     if output is not None:
         out = Path(output)
-        # derived files describe this run only: a measure with no value now has no .predict file
-        shutil.rmtree(out / PREDICTIONS_DIR, ignore_errors=True)
+        # derived files describe this run only: the predictions folder is replaced whole
         files.append(write_results_csv(results, out))
         files.extend(p for p in [write_layer_values(results, out)] if p is not None)
         files.extend(write_predictions(combined, out))

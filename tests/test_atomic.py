@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 import threading
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -57,3 +63,141 @@ def test_the_written_file_has_the_default_mode(tmp_path):
     with atomic_path(tmp_path / "atomic.txt") as tmp:
         tmp.write_text("x")
     assert (tmp_path / "atomic.txt").stat().st_mode == plain.stat().st_mode
+
+
+# ---------------------------------------------------------------------------------------------
+# the run's exports under failure: SIGKILL mid-write, two writers at once, a failing writer
+
+_SLOW_EXPORT = """
+import sys
+import numpy as np, pandas as pd
+from gen_measures.io.results import write_results_csv
+n = 3_000_000
+frame = pd.DataFrame({"task": "t", "model": np.arange(n).astype(str), "measure": "m",
+                      "value": np.random.default_rng(0).random(n), "status": "ok", "seconds": 0.5, "message": ""})
+print("ready", flush=True)
+write_results_csv(frame, sys.argv[1])
+print("done", flush=True)
+"""
+
+
+def _dead_pid() -> int:
+    """The pid of a process that has exited (and been reaped)."""
+    proc = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True,
+                          check=True)
+    return int(proc.stdout)
+
+
+def test_an_export_killed_mid_write_keeps_the_old_results_and_the_next_run_sweeps_its_temporary(tmp_path):
+    from gen_measures.io.atomic import _host, sweep_stale_temporaries
+
+    out = tmp_path / "out"
+    out.mkdir()
+    old = "task,model,measure,value,status,seconds,message\nt,0,m,1.5,ok,0.1,\n"
+    (out / "results.csv").write_text(old)
+    proc = subprocess.Popen([sys.executable, "-c", _SLOW_EXPORT, str(out)], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "ready"
+    deadline = time.monotonic() + 60
+    temporaries: list[Path] = []
+    while time.monotonic() < deadline and not temporaries and proc.poll() is None:
+        temporaries = [p for p in out.glob(".results.csv.*.tmp") if p.stat().st_size > 0]
+        time.sleep(0.005)
+    assert temporaries, "the writer finished or timed out without writing a temporary file first"
+    os.kill(proc.pid, signal.SIGKILL)  # mid-write: the temporary has some bytes, not all
+    proc.communicate()
+    assert proc.returncode == -signal.SIGKILL
+    assert (out / "results.csv").read_text() == old  # a reader still sees the old file, whole
+    (stale,) = temporaries
+    assert stale.exists()
+
+    # what the sweep must leave alone: a live writer's temporary, another host's, a user's file
+    live = out / f".results.csv.{_host()}.{os.getpid()}.0123456789ab.tmp"
+    other_host = out / f".results.csv.elsewhere.{_dead_pid()}.0123456789ab.tmp"
+    users = out / ".notes.tmp"
+    dead_folder = out / f".predictions.{_host()}.{_dead_pid()}.0123456789ab.tmp"
+    (dead_folder / "m").mkdir(parents=True)
+    (dead_folder / "m" / "t.predict").write_text("{}")
+    for keep in (live, other_host, users):
+        keep.write_text("x")
+    removed = sweep_stale_temporaries(out)
+    assert sorted(removed) == sorted([stale, dead_folder])
+    assert not stale.exists() and not dead_folder.exists()
+    assert all(p.exists() for p in (live, other_host, users))
+    assert sweep_stale_temporaries(tmp_path / "missing") == []
+
+
+def test_a_run_removes_the_temporaries_of_killed_writers_from_its_output_folder(tmp_path):
+    from gen_measures.io.atomic import _host
+    from gen_measures.runner import compute
+
+    out = tmp_path / "out"
+    stale = out / "cache" / "samples" / f".task-0123_x.npy.{_host()}.{_dead_pid()}.0123456789ab.tmp"
+    stale.parent.mkdir(parents=True)
+    stale.write_bytes(b"\x93NUMPY half")
+    compute(tasks=[], measures=["distance_to_init"], output=out, workers=0, progress=False)
+    assert not stale.exists()
+
+
+def test_two_writers_exporting_into_one_folder_leave_one_whole_results_file(tmp_path):
+    import pandas as pd
+
+    from gen_measures.io.results import write_results_csv
+
+    frames = [pd.DataFrame({"task": "t", "model": [str(i) for i in range(2000)], "measure": f"m{w}",
+                            "value": np.arange(2000) * (w + 1.0), "status": "ok", "seconds": 0.1, "message": ""})
+              for w in range(4)]
+    errors: list[BaseException] = []
+    start = threading.Barrier(len(frames))
+
+    def writer(frame):
+        start.wait()
+        try:
+            for _ in range(10):
+                write_results_csv(frame, tmp_path)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(f,)) for f in frames]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    whole = [f.to_csv(index=False, float_format="%.17g") for f in frames]
+    assert (tmp_path / "results.csv").read_text() in whole
+    assert [p.name for p in tmp_path.iterdir()] == ["results.csv"]
+
+
+def test_the_predictions_folder_is_replaced_whole_and_kept_when_a_write_fails(tmp_path, monkeypatch):
+    import pandas as pd
+
+    import gen_measures.io.results as results_io
+
+    def frame(measures):
+        return pd.DataFrame([{"task": "t", "model": str(i), "measure": m, "value": i + 0.5, "status": "ok"}
+                             for m in measures for i in range(3)])
+
+    written = results_io.write_predictions(frame(["a", "b"]), tmp_path)
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in written) == ["predictions/a/t.predict",
+                                                                           "predictions/b/t.predict"]
+    assert all(p.is_file() for p in written)
+    results_io.write_predictions(frame(["a"]), tmp_path)  # 'b' has no value now: no file
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in (tmp_path / "predictions").rglob("*.predict")) == [
+        "predictions/a/t.predict"]
+
+    calls = []
+
+    def failing(path, values):
+        calls.append(path)
+        if len(calls) == 2:
+            raise OSError("disk full")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("half")
+
+    monkeypatch.setattr(results_io, "write_predict", failing)
+    with pytest.raises(OSError, match="disk full"):
+        results_io.write_predictions(frame(["c", "d"]), tmp_path)
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in (tmp_path / "predictions").rglob("*.predict")) == [
+        "predictions/a/t.predict"]
+    assert (tmp_path / "predictions" / "a" / "t.predict").read_text().startswith("{")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["predictions"]  # no temporary left

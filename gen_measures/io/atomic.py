@@ -1,19 +1,42 @@
 """Atomic file writes: a reader never sees half a file, and writers never share a temporary name.
 
 Two processes may write the same file at once (two Dask workers on one machine caching one
-task's sample, two runs rendering one report): each writes to a temporary file of its own in
-the target's folder and moves it into place with :func:`os.replace`, so the last move wins and
-every move finds its own temporary file.
+task's sample, two runs exporting into one output folder): each writes to a temporary file of
+its own in the target's folder and moves it into place with :func:`os.replace`, so the last
+move wins and every move finds its own temporary file. A folder is replaced the same way
+(:func:`atomic_folder`), as two renames.
+
+A writer killed with SIGKILL cannot remove its temporary file. The name says whose it is
+(``.<target>.<host>.<pid>.<random>.tmp``), so :func:`sweep_stale_temporaries` removes the
+temporary files of writers on this host that are no longer running, and nothing else.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import re
+import shutil
+import socket
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO
+
+__all__ = ["atomic_folder", "atomic_path", "sweep_stale_temporaries", "write_atomic"]
+
+#: ``.<target>.<host>.<pid>.<12 hex>.tmp``: the temporary names of this module.
+_TEMPORARY = re.compile(r"^\.(?P<target>.+)\.(?P<host>[A-Za-z0-9_-]+)\.(?P<pid>\d+)\.[0-9a-f]{12}\.tmp$")
+
+
+def _host() -> str:
+    """This machine's name as it appears in a temporary name (characters a name can hold)."""
+    return re.sub(r"[^A-Za-z0-9_-]", "-", socket.gethostname())[:64] or "host"
+
+
+def _temporary_name(path: Path) -> Path:
+    # a name of this writer's own (not mkstemp: its 0600 mode would become the file's)
+    return path.with_name(f".{path.name}.{_host()}.{os.getpid()}.{uuid.uuid4().hex[:12]}.tmp")
 
 
 @contextlib.contextmanager
@@ -22,8 +45,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     moved onto ``path``, otherwise it is removed. The parent folder is created if needed."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    # a name of this writer's own (not mkstemp: its 0600 mode would become the file's)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:12]}.tmp")
+    tmp = _temporary_name(path)
     try:
         yield tmp
         os.replace(tmp, path)
@@ -38,3 +60,64 @@ def write_atomic(path: str | Path, write: Callable[[IO[bytes]], object]) -> Path
     with atomic_path(path) as tmp, open(tmp, "wb") as fh:
         write(fh)
     return path
+
+
+@contextlib.contextmanager
+def atomic_folder(path: str | Path) -> Iterator[Path]:
+    """Yield a fresh, empty temporary folder beside ``path``; when the block ends without an
+    error it replaces ``path`` (any folder there is moved aside, then removed), otherwise it is
+    removed. Between the two renames (microseconds) ``path`` does not exist; a reader never sees
+    a folder half written, and a writer killed mid-way leaves ``path`` as it was."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _temporary_name(path)
+    tmp.mkdir()
+    old = None
+    try:
+        yield tmp
+        if path.is_dir() and not path.is_symlink():
+            old = _temporary_name(path)
+            os.replace(path, old)
+        os.replace(tmp, path)
+    finally:
+        for leftover in (tmp, old):
+            if leftover is not None and leftover.exists():
+                shutil.rmtree(leftover, ignore_errors=True)
+
+
+def _running(pid: int) -> bool:
+    """Whether process ``pid`` exists on this machine (a process of another user counts)."""
+    if pid <= 0:
+        return True  # not a pid this module wrote: leave the file alone
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def sweep_stale_temporaries(folder: str | Path, *, recursive: bool = True) -> list[Path]:
+    """Remove the temporary files and folders that writers killed mid-write (SIGKILL, power
+    loss) left in ``folder`` (and its subfolders with ``recursive``): those named by this module
+    for a process of this host that no longer exists. A live writer's temporary, another host's,
+    and any file this module did not name are kept. Returns what was removed; a missing
+    ``folder`` removes nothing."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    host = _host()
+    removed: list[Path] = []
+    entries = folder.rglob(".*.tmp") if recursive else folder.glob(".*.tmp")
+    for entry in sorted(entries):
+        match = _TEMPORARY.match(entry.name)
+        if match is None or match["host"] != host or _running(int(match["pid"])):
+            continue
+        with contextlib.suppress(FileNotFoundError):
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+            removed.append(entry)
+    return removed

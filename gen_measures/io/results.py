@@ -1,6 +1,10 @@
 """The one place that writes run results: ``results.csv``, ``layer_values.csv`` and competition
 ``.predict`` files; and the tidy views of the results' details.
 
+Every file is written atomically (:mod:`gen_measures.io.atomic`) and the ``predictions`` folder
+is replaced as a whole: a run killed while it exports, or two runs exporting into one folder,
+leave each file either as it was or whole, never half written.
+
 Pure Python + pandas (no TensorFlow).
 """
 
@@ -10,6 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from gen_measures.io.atomic import atomic_folder, atomic_path
 from scoring.files import write_predict
 
 RESULTS_NAME = "results.csv"
@@ -23,28 +28,31 @@ TOPK_COLUMNS = ["task", "model", "k", "value"]
 
 def write_results_csv(results: pd.DataFrame, output_dir: str | Path) -> Path:
     """Write the tidy table (``task, model, measure, value, status, seconds, message``)."""
-    output_dir = Path(output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    path = output_dir / RESULTS_NAME
+    path = Path(output_dir) / RESULTS_NAME
     cols = [c for c in ["task", "model", "measure", "value", "status", "seconds", "message"] if c in results]
-    results[cols].to_csv(path, index=False, float_format="%.17g")
+    with atomic_path(path) as tmp:
+        results[cols].to_csv(tmp, index=False, float_format="%.17g")
     return path
 
 
 def write_predictions(results: pd.DataFrame, output_dir: str | Path) -> list[Path]:
-    """Write ``predictions/<measure>/<task>.predict`` with :func:`scoring.files.write_predict`.
+    """Write ``predictions/<measure>/<task>.predict`` with :func:`scoring.files.write_predict`,
+    replacing the whole ``predictions`` folder (the files describe ``results`` only: a measure
+    with no value there has no file).
 
     Only successfully computed values are written: rows whose status is not ``ok`` are left
     out here, and non-finite values by ``write_predict``'s NaN policy; a model without a value
     is absent from the file (the scorer then names it as missing).
     """
-    output_dir = Path(output_dir)
-    written = []
+    folder = Path(output_dir) / PREDICTIONS_DIR
+    relative = []
     ok = results[results["status"] == "ok"]
-    for (measure, task), group in ok.groupby(["measure", "task"], sort=True):
-        path = output_dir / PREDICTIONS_DIR / str(measure) / f"{task}.predict"
-        written.append(write_predict(path, {str(m): float(v) for m, v in zip(group["model"], group["value"])}))
-    return written
+    with atomic_folder(folder) as tmp:
+        for (measure, task), group in ok.groupby(["measure", "task"], sort=True):
+            name = Path(str(measure)) / f"{task}.predict"
+            write_predict(tmp / name, {str(m): float(v) for m, v in zip(group["model"], group["value"])})
+            relative.append(name)
+    return [folder / name for name in relative]
 
 
 def layer_values(results: pd.DataFrame) -> pd.DataFrame:
@@ -84,8 +92,8 @@ def write_layer_values(results: pd.DataFrame, output_dir: str | Path) -> Path | 
     if not len(frame):
         path.unlink(missing_ok=True)
         return None
-    path.parent.mkdir(parents=True, exist_ok=True)
-    frame.to_csv(path, index=False, float_format="%.17g")
+    with atomic_path(path) as tmp:
+        frame.to_csv(tmp, index=False, float_format="%.17g")
     return path
 
 

@@ -22,6 +22,7 @@ import pandas as pd
 
 from gen_measures.context import DEFAULT_BATCH_SIZE
 from gen_measures.errors import GenMeasuresError
+from gen_measures.io.atomic import sweep_stale_temporaries
 from gen_measures.registry import MeasureSpec, plugin_files, resolve_measures
 from gen_measures.runner.fingerprint import TaskFingerprints
 from gen_measures.runner.jobs import ModelJob, architecture_digest, has_sample, read_train_size, sample_stem, write_sample
@@ -168,6 +169,9 @@ def compute(
         store = stack.enter_context(ResultStore(folder))
         stack.enter_context(RunLock(folder))
         stats.output = folder
+        swept = sweep_stale_temporaries(folder)  # what writers killed mid-write (SIGKILL) left behind
+        if swept:
+            log.info("%s: removed %d temporary file(s) left by killed writers", folder, len(swept))
         ss_key = sample_size_key(sample_size)
         task_paths = [str(Path(t.path).resolve()) for t in task_list]
         params = {"tasks": task_paths, "references": [str(t.reference_path) if t.reference_path else None for t in task_list],
