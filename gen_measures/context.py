@@ -403,9 +403,15 @@ class ModelContext:
             self._cache["logits"] = self.predict(self.x)
         return self._cache["logits"]
 
-    def accuracy(self) -> float:
-        """Accuracy on the sample (:func:`~gen_measures.numerics.classification.accuracy`; NaN, warned, for non-finite outputs)."""
-        return accuracy(self.logits(), self.y)
+    def accuracy(self, idx: np.ndarray | None = None, *, warn: bool = True) -> float:
+        """Accuracy of the trained weights on the sample, or on its rows ``idx``, from the cached
+        outputs (:meth:`logits`; :func:`~gen_measures.numerics.classification.accuracy`): NaN for
+        non-finite outputs, with a warning unless ``warn=False`` (the perturbation searches,
+        for which a non-finite model is an expected outcome)."""
+        logits, y = self.logits(), self.y
+        if idx is not None:
+            logits, y = logits[idx], y[idx]
+        return accuracy(logits, y, warn=warn)
 
     def perturbation(self) -> WeightPerturbation:
         """A :class:`WeightPerturbation` of this model (use it in a ``with`` block)."""

@@ -308,15 +308,14 @@ def test_engine_answers_over_at_once_when_the_perturbed_model_outputs_nan(small_
 def test_searches_take_the_trained_accuracy_from_the_cached_outputs(small_ctx):
     """The engine's base accuracy given from ctx.logits() equals the one it measures itself (one pass saved)."""
     from gen_measures.measures.perturbation import PerturbationEngine
-    from gen_measures.measures.sharpness import trained_accuracy
 
     idx = np.arange(0, small_ctx.n_samples, 3)
-    with PerturbationEngine(small_ctx) as measured, PerturbationEngine(small_ctx, acc0=trained_accuracy(small_ctx)) as given:
+    with PerturbationEngine(small_ctx) as measured, PerturbationEngine(small_ctx, acc0=small_ctx.accuracy(warn=False)) as given:
         assert given.acc0 == measured.acc0 and given.passes == 0 < measured.passes
     with PerturbationEngine(small_ctx, small_ctx.x[idx], small_ctx.y[idx]) as subset:
-        assert trained_accuracy(small_ctx, idx) == subset.acc0
+        assert small_ctx.accuracy(idx, warn=False) == subset.acc0
     by_hand = np.mean(np.argmax(small_ctx.model.predict(small_ctx.x, verbose=0), 1) == small_ctx.y)
-    assert trained_accuracy(small_ctx) == pytest.approx(by_hand, abs=1e-12)
+    assert small_ctx.accuracy() == pytest.approx(by_hand, abs=1e-12)
 
 
 def test_sharpness_attacks_start_from_one_random_direction_at_every_scale(small_ctx, monkeypatch):

@@ -378,7 +378,8 @@ def probe_start(ladder: Sequence[tuple[float, float]], acc0: float, target: floa
     scale below), and the slope is the secant there (:func:`clip_slope`; :data:`LOGIT_SLOPE`
     when the upper end is on the plateau of more than half of the accuracy lost). Every drop
     under the target: ``upper``. Every drop over: extrapolated down from the smallest scale with
-    :data:`LOGIT_SLOPE`, by a factor of at most 8. Returns ``(first point, slope)``.
+    :data:`LOGIT_SLOPE` as :func:`next_point` does (by a factor of 1.1 to 8). Returns
+    ``(first point, slope)``.
     """
     pts = sorted((float(sc), logit_of_drop(d, acc0)) for sc, d in ladder if sc > 0)
     if not pts:
@@ -389,8 +390,8 @@ def probe_start(ladder: Sequence[tuple[float, float]], acc0: float, target: floa
         return float(upper), LOGIT_SLOPE
     i = over[0]
     s_hi, g_hi = pts[i]
-    if i == 0:
-        return s_hi * math.exp(max((g_target - g_hi) / LOGIT_SLOPE, -math.log(8.0))), LOGIT_SLOPE
+    if i == 0:  # as a search extrapolates down from its first "over" (lo = 0 not evaluated)
+        return next_point(0.0, None, s_hi, g_hi, g_target, upper, LOGIT_SLOPE), LOGIT_SLOPE
     s_lo, g_lo = pts[i - 1]
     width = math.log(s_hi) - math.log(s_lo)
     slope = clip_slope((g_hi - g_lo) / width) if g_hi < 0 else LOGIT_SLOPE

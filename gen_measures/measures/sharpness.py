@@ -58,7 +58,6 @@ import numpy as np
 
 from gen_measures.measures.perturbation import (OVER, UNDER, Bracket, PerturbationEngine, SigmaSearch, logit_of_drop,
                                                 pacbayes_sigma)
-from gen_measures.numerics.classification import accuracy
 from gen_measures.registry import LARGER_GAP, MeasureResult, register_measure
 
 REFERENCE = (
@@ -206,16 +205,6 @@ def _evaluation_batch(ctx, n: int) -> int:
     return max(ctx.batch_size, n) if n <= ONE_CALL_EXAMPLES else ctx.batch_size
 
 
-def trained_accuracy(ctx, idx: np.ndarray | None = None) -> float:
-    """Accuracy of the trained weights on the sample (or its rows ``idx``) from the context's
-    cached outputs (:meth:`~gen_measures.context.ModelContext.logits`, shared with every measure
-    that needs them); NaN for non-finite outputs."""
-    logits, y = ctx.logits(), ctx.y
-    if idx is not None:
-        logits, y = logits[idx], y[idx]
-    return accuracy(logits, y, warn=False)
-
-
 def _sharpness_search(ctx) -> SearchResult:
     from gen_measures.context import require_samples
 
@@ -227,7 +216,7 @@ def _sharpness_search(ctx) -> SearchResult:
         idx = np.take(order, np.arange(step * SHARPNESS_BATCH, (step + 1) * SHARPNESS_BATCH), mode="wrap")
         return ctx.x[idx], ctx.y[idx]
 
-    with PerturbationEngine(ctx, batch_size=_evaluation_batch(ctx, ctx.n_samples), acc0=trained_accuracy(ctx)) as engine:
+    with PerturbationEngine(ctx, batch_size=_evaluation_batch(ctx, ctx.n_samples), acc0=ctx.accuracy(warn=False)) as engine:
         result = worst_case_sharpness(engine, rng, gradient_batch)
         result.passes = engine.passes
     return result
@@ -255,7 +244,7 @@ def pacbayes_search(ctx, magnitude_eps: float | None = None) -> SigmaSearch:
         idx = np.sort(rng.permutation(ctx.n_samples)[:PACBAYES_SAMPLES])
         # one forward call per draw (the evaluation set is small): early answers come per draw
         with PerturbationEngine(ctx, ctx.x[idx], ctx.y[idx], batch_size=_evaluation_batch(ctx, len(idx)),
-                                acc0=trained_accuracy(ctx, idx)) as engine:
+                                acc0=ctx.accuracy(idx, warn=False)) as engine:
             return pacbayes_sigma(engine, rng, magnitude_eps=magnitude_eps)
 
     return ctx.memo(("pacbayes_sigma", magnitude_eps), search)
