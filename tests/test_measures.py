@@ -128,10 +128,10 @@ def test_augmentations_by_shape_and_seed():
 
 
 def test_sharpness_drop_at_returned_scale_re_evaluated_independently(sample_contexts):
-    from gen_measures.measures.sharpness import _sharpness_search
+    from gen_measures.measures.sharpness import sharpness_search
 
     for (task, mid), ctx in sample_contexts.items():
-        result = _sharpness_search(ctx)
+        result = sharpness_search(ctx)
         fresh = keras.models.clone_model(ctx.model)
         fresh.set_weights(ctx.model.get_weights())
         base_acc = np.mean(np.argmax(fresh.predict(ctx.x, verbose=0), 1) == ctx.y)

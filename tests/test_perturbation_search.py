@@ -403,3 +403,25 @@ def test_groups_of_draws_are_bounded_by_the_offsets_memory_cap(small_ctx, monkey
     assert max(calls[0]) > 1 and set(calls[1]) == {1}
     assert (decisions[0].answer, decisions[0].bounds, decisions[0].draws) == (
         decisions[1].answer, decisions[1].bounds, decisions[1].draws)
+
+
+def test_sharpness_search_passes_its_options_to_the_search(small_ctx, monkeypatch):
+    """sharpness_search(ctx, **options) is the measure's search with worst_case_sharpness options
+    (what benchmarks/bench_sharpness_variants.py compares): one ascent step means one gradient
+    call per attack; the default, two."""
+    from gen_measures.context import WeightPerturbation
+    from gen_measures.measures.sharpness import sharpness_search
+
+    steps: list[int] = []
+    original = WeightPerturbation.sign_ascent_steps
+
+    def counted(self, u, box, batches, step=0.5):
+        steps.append(len(batches))
+        return original(self, u, box, batches, step)
+
+    monkeypatch.setattr(WeightPerturbation, "sign_ascent_steps", counted)
+    one = sharpness_search(small_ctx, ascent_steps=1)
+    assert steps == [1] * one.evaluations and one.evaluations >= 1
+    steps.clear()
+    default = sharpness_search(small_ctx)
+    assert steps == [2] * default.evaluations

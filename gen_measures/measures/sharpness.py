@@ -205,7 +205,12 @@ def _evaluation_batch(ctx, n: int) -> int:
     return max(ctx.batch_size, n) if n <= ONE_CALL_EXAMPLES else ctx.batch_size
 
 
-def _sharpness_search(ctx) -> SearchResult:
+def sharpness_search(ctx, **options) -> SearchResult:
+    """The search of the ``sharpness`` measure on ``ctx``'s model (:func:`worst_case_sharpness`
+    on the sample, ascent batches of :data:`SHARPNESS_BATCH` examples from the context's seeded
+    order). ``options`` are passed on to :func:`worst_case_sharpness` (e.g. ``ascent_steps``,
+    ``tolerance``): for studies of the definition (``benchmarks/bench_sharpness_variants.py``);
+    the measure uses the defaults."""
     from gen_measures.context import require_samples
 
     require_samples(ctx, "sharpness")
@@ -217,7 +222,7 @@ def _sharpness_search(ctx) -> SearchResult:
         return ctx.x[idx], ctx.y[idx]
 
     with PerturbationEngine(ctx, batch_size=_evaluation_batch(ctx, ctx.n_samples), acc0=ctx.accuracy(warn=False)) as engine:
-        result = worst_case_sharpness(engine, rng, gradient_batch)
+        result = worst_case_sharpness(engine, rng, gradient_batch, **options)
         result.passes = engine.passes
     return result
 
@@ -225,7 +230,7 @@ def _sharpness_search(ctx) -> SearchResult:
 @register_measure("sharpness", direction=LARGER_GAP, needs=("data", "gradients"), reference=REFERENCE)
 def sharpness(ctx) -> MeasureResult:
     """1/alpha^2, alpha = largest magnitude-aware box whose worst-case perturbation costs <= 0.1 accuracy."""
-    result = ctx.memo("sharpness_search", lambda: _sharpness_search(ctx))
+    result = ctx.memo("sharpness_search", lambda: sharpness_search(ctx))
     if result.scale <= 0:
         return MeasureResult(float("nan"), {"alpha": result.scale})
     return MeasureResult(1.0 / result.scale**2, {"alpha": result.scale, "drop": result.drop, "evaluations": result.evaluations,
