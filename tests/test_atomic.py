@@ -119,8 +119,13 @@ def test_an_export_killed_mid_write_keeps_the_old_results_and_the_next_run_sweep
     (dead_folder / "m" / "t.predict").write_text("{}")
     for keep in (live, other_host, users):
         keep.write_text("x")
+    nested = out / "sub" / f".x.{_host()}.{_dead_pid()}.0123456789ab.tmp"
+    nested.parent.mkdir()
+    nested.write_text("x")
     removed = sweep_stale_temporaries(out)
     assert sorted(removed) == sorted([stale, dead_folder])
+    assert nested.exists()  # subfolders only when asked
+    assert sweep_stale_temporaries(out, recursive=True) == [nested]
     assert not stale.exists() and not dead_folder.exists()
     assert all(p.exists() for p in (live, other_host, users))
     assert sweep_stale_temporaries(tmp_path / "missing") == []
@@ -134,8 +139,10 @@ def test_a_run_removes_the_temporaries_of_killed_writers_from_its_output_folder(
     stale = out / "cache" / "samples" / f".task-0123_x.npy.{_host()}.{_dead_pid()}.0123456789ab.tmp"
     stale.parent.mkdir(parents=True)
     stale.write_bytes(b"\x93NUMPY half")
+    export = out / f".results.csv.{_host()}.{_dead_pid()}.0123456789ab.tmp"
+    export.write_text("task,model")
     compute(tasks=[], measures=["distance_to_init"], output=out, workers=0, progress=False)
-    assert not stale.exists()
+    assert not stale.exists() and not export.exists()
 
 
 def test_two_writers_exporting_into_one_folder_leave_one_whole_results_file(tmp_path):

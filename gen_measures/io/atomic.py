@@ -98,11 +98,11 @@ def _running(pid: int) -> bool:
     return True
 
 
-def sweep_stale_temporaries(folder: str | Path, *, recursive: bool = True) -> list[Path]:
+def sweep_stale_temporaries(folder: str | Path, *, recursive: bool = False) -> list[Path]:
     """Remove the temporary files and folders that writers killed mid-write (SIGKILL, power
-    loss) left in ``folder`` (and its subfolders with ``recursive``): those named by this module
-    for a process of this host that no longer exists. A live writer's temporary, another host's,
-    and any file this module did not name are kept. Returns what was removed; a missing
+    loss) left in ``folder`` (and in its subfolders with ``recursive``): those named by this
+    module for a process of this host that no longer exists. A live writer's temporary, another
+    host's, and any file this module did not name are kept. Returns what was removed; a missing
     ``folder`` removes nothing."""
     folder = Path(folder)
     if not folder.is_dir():

@@ -25,7 +25,8 @@ from gen_measures.errors import GenMeasuresError
 from gen_measures.io.atomic import sweep_stale_temporaries
 from gen_measures.registry import MeasureSpec, plugin_files, resolve_measures
 from gen_measures.runner.fingerprint import TaskFingerprints
-from gen_measures.runner.jobs import ModelJob, architecture_digest, has_sample, read_train_size, sample_stem, write_sample
+from gen_measures.runner.jobs import (ModelJob, architecture_digest, has_sample, read_train_size, sample_cache_dir,
+                                     sample_stem, write_sample)
 from gen_measures.runner.measure import FAILED_STATUSES, STATUS_ERROR, STATUS_TIMEOUT, ResultRow, error_text
 from gen_measures.runner.store import RESULT_COLUMNS, ResultStore, RunLock, StoredRow, sample_size_key
 from gen_measures.sampling import DEFAULT_SAMPLE_SIZE, DEFAULT_SEED
@@ -169,7 +170,8 @@ def compute(
         store = stack.enter_context(ResultStore(folder))
         stack.enter_context(RunLock(folder))
         stats.output = folder
-        swept = sweep_stale_temporaries(folder)  # what writers killed mid-write (SIGKILL) left behind
+        # what writers killed mid-write (SIGKILL) left in the folders a run writes (the exports, the samples)
+        swept = [p for d in (folder, sample_cache_dir(folder)) for p in sweep_stale_temporaries(d)]
         if swept:
             log.info("%s: removed %d temporary file(s) left by killed writers", folder, len(swept))
         ss_key = sample_size_key(sample_size)

@@ -69,10 +69,15 @@ def architecture_digest(config_path: str | Path) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+def sample_cache_dir(folder: str | Path) -> Path:
+    """The folder of an output folder's cached samples."""
+    return Path(folder) / "cache" / "samples"
+
+
 def sample_stem(folder: str | Path, task_path: str, data_fingerprint: str, sample_size: int, seed: int) -> Path:
     """Where the sample of a task is cached: named after everything that determines it."""
     key = hashlib.sha256(f"{task_path}|{data_fingerprint}|{sample_size}|{seed}".encode()).hexdigest()[:16]
-    return Path(folder) / "cache" / "samples" / f"{Path(task_path).name}-{key}"
+    return sample_cache_dir(folder) / f"{Path(task_path).name}-{key}"
 
 
 def write_sample(stem: Path, x: np.ndarray, y: np.ndarray, n_train: int) -> str:
