@@ -81,6 +81,12 @@ print("done", flush=True)
 """
 
 
+def _age(path: Path, seconds: float = 3600.0) -> None:
+    """Set ``path``'s modification time ``seconds`` in the past."""
+    then = time.time() - seconds
+    os.utime(path, (then, then))
+
+
 def _dead_pid() -> int:
     """The pid of a process that has exited (and been reaped)."""
     proc = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True,
@@ -122,6 +128,9 @@ def test_an_export_killed_mid_write_keeps_the_old_results_and_the_next_run_sweep
     nested = out / "sub" / f".x.{_host()}.{_dead_pid()}.0123456789ab.tmp"
     nested.parent.mkdir()
     nested.write_text("x")
+    assert sweep_stale_temporaries(out) == []  # a dead writer's file changed just now may be a live
+    for entry in [stale, dead_folder, nested, live, other_host, users]:  # one's in another pid namespace
+        _age(entry)
     removed = sweep_stale_temporaries(out)
     assert sorted(removed) == sorted([stale, dead_folder])
     assert nested.exists()  # subfolders only when asked
@@ -141,6 +150,8 @@ def test_a_run_removes_the_temporaries_of_killed_writers_from_its_output_folder(
     stale.write_bytes(b"\x93NUMPY half")
     export = out / f".results.csv.{_host()}.{_dead_pid()}.0123456789ab.tmp"
     export.write_text("task,model")
+    _age(stale)
+    _age(export)
     compute(tasks=[], measures=["distance_to_init"], output=out, workers=0, progress=False)
     assert not stale.exists() and not export.exists()
 
@@ -207,4 +218,70 @@ def test_the_predictions_folder_is_replaced_whole_and_kept_when_a_write_fails(tm
     assert sorted(p.relative_to(tmp_path).as_posix() for p in (tmp_path / "predictions").rglob("*.predict")) == [
         "predictions/a/t.predict"]
     assert (tmp_path / "predictions" / "a" / "t.predict").read_text().startswith("{")
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["predictions"]  # no temporary left
+    assert not list(tmp_path.glob("*.tmp")) and not list(tmp_path.glob(".*.tmp"))  # no temporary left
+
+
+_FOLDER_WRITER = """
+import sys
+from pathlib import Path
+from gen_measures.io.atomic import atomic_folder
+out, me = Path(sys.argv[1]), sys.argv[2]
+for i in range(150):
+    with atomic_folder(out / "predictions") as tmp:
+        for m in ("a", "b"):
+            (tmp / m).mkdir()
+            (tmp / m / "t.predict").write_text(me)
+print("ok", flush=True)
+"""
+
+
+def test_two_processes_replacing_one_predictions_folder_swap_one_after_the_other(tmp_path):
+    # two runs (or a run and an export) finishing into one output folder at once
+    procs = [subprocess.Popen([sys.executable, "-c", _FOLDER_WRITER, str(tmp_path), name], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for name in ("one", "two")]
+    outputs = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], [err[-2000:] for _, err in outputs]
+    texts = {(tmp_path / "predictions" / m / "t.predict").read_text() for m in ("a", "b")}
+    assert len(texts) == 1 and texts <= {"one", "two"}  # one writer's folder, whole
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".predictions.lock", "predictions"]
+
+
+def test_a_symlinked_predictions_folder_is_replaced_at_its_target(tmp_path):
+    import pandas as pd
+
+    from gen_measures.io.results import write_predictions
+
+    target = tmp_path / "elsewhere" / "preds"
+    target.mkdir(parents=True)
+    (target / "stale.txt").write_text("old")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "predictions").symlink_to(target, target_is_directory=True)
+    frame = pd.DataFrame([{"task": "t", "model": "1", "measure": "a", "value": 0.5, "status": "ok"}])
+    write_predictions(frame, out)
+    assert (out / "predictions").is_symlink()
+    assert sorted(p.relative_to(target).as_posix() for p in target.rglob("*") if p.is_file()) == ["a/t.predict"]
+
+
+def test_a_temporary_the_sweep_cannot_remove_is_kept_with_a_warning(tmp_path, monkeypatch, caplog):
+    from gen_measures.io.atomic import _host, sweep_stale_temporaries
+
+    blocked = tmp_path / f".results.csv.{_host()}.{_dead_pid()}.0123456789ab.tmp"
+    gone = tmp_path / f".layer_values.csv.{_host()}.{_dead_pid()}.0123456789ab.tmp"
+    huge_pid = tmp_path / f".results.csv.{_host()}.9999999999.0123456789ab.tmp"
+    for entry in (blocked, gone, huge_pid):
+        entry.write_text("x")
+        _age(entry)
+    original = Path.unlink
+
+    def unlink(self, *args, **kwargs):
+        if self == blocked:
+            raise PermissionError(13, "Operation not permitted", str(self))
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "unlink", unlink)
+    with caplog.at_level("WARNING", logger="gen_measures.io.atomic"):
+        removed = sweep_stale_temporaries(tmp_path)
+    assert gone in removed and blocked not in removed and blocked.exists()
+    assert huge_pid.exists() and huge_pid not in removed  # no pid of this system (not ours): kept, no crash
+    assert "could not be removed" in caplog.text and blocked.name in caplog.text

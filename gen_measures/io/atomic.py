@@ -8,25 +8,34 @@ move wins and every move finds its own temporary file. A folder is replaced the 
 
 A writer killed with SIGKILL cannot remove its temporary file. The name says whose it is
 (``.<target>.<host>.<pid>.<random>.tmp``), so :func:`sweep_stale_temporaries` removes the
-temporary files of writers on this host that are no longer running, and nothing else.
+temporary files of writers on this host that are no longer running and that nobody has
+touched for :data:`STALE_AFTER` seconds (a writer in another pid namespace with the same host
+name, e.g. a container on the host's network, looks dead from here but keeps writing), and
+nothing else.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import re
 import shutil
 import socket
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO
 
-__all__ = ["atomic_folder", "atomic_path", "sweep_stale_temporaries", "write_atomic"]
+__all__ = ["STALE_AFTER", "atomic_folder", "atomic_path", "sweep_stale_temporaries", "write_atomic"]
+
+log = logging.getLogger(__name__)
 
 #: ``.<target>.<host>.<pid>.<12 hex>.tmp``: the temporary names of this module.
-_TEMPORARY = re.compile(r"^\.(?P<target>.+)\.(?P<host>[A-Za-z0-9_-]+)\.(?P<pid>\d+)\.[0-9a-f]{12}\.tmp$")
+_TEMPORARY = re.compile(r"^\.(?P<target>.+)\.(?P<host>[A-Za-z0-9_-]+)\.(?P<pid>\d{1,10})\.[0-9a-f]{12}\.tmp$")
+#: Seconds without a change after which a dead writer's temporary is removed by the sweep.
+STALE_AFTER = 600.0
 
 
 def _host() -> str:
@@ -66,19 +75,34 @@ def write_atomic(path: str | Path, write: Callable[[IO[bytes]], object]) -> Path
 def atomic_folder(path: str | Path) -> Iterator[Path]:
     """Yield a fresh, empty temporary folder beside ``path``; when the block ends without an
     error it replaces ``path`` (any folder there is moved aside, then removed), otherwise it is
-    removed. Between the two renames (microseconds) ``path`` does not exist; a reader never sees
-    a folder half written, and a writer killed mid-way leaves ``path`` as it was."""
+    removed. A symbolic link at ``path`` is followed (its target folder is replaced).
+
+    The swap is two renames, made under an exclusive lock on ``.<name>.lock`` beside ``path``
+    so that two writers swap one after the other (the last one wins). A reader never sees a
+    folder half written, only, for microseconds, no folder; a writer killed before the swap
+    leaves ``path`` as it was, one killed between the two renames leaves no ``path`` (the old
+    folder, under a temporary name, goes with the next sweep; a run writes the folder anew).
+    """
+    import fcntl
+
     path = Path(path)
+    if path.is_symlink():
+        path = path.resolve()
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = _temporary_name(path)
     tmp.mkdir()
     old = None
     try:
         yield tmp
-        if path.is_dir() and not path.is_symlink():
-            old = _temporary_name(path)
-            os.replace(path, old)
-        os.replace(tmp, path)
+        fd = os.open(path.with_name(f".{path.name}.lock"), os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            if path.is_dir():
+                old = _temporary_name(path)
+                os.replace(path, old)
+            os.replace(tmp, path)
+        finally:
+            os.close(fd)  # releases the lock
     finally:
         for leftover in (tmp, old):
             if leftover is not None and leftover.exists():
@@ -93,17 +117,19 @@ def _running(pid: int) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except PermissionError:
+    except (PermissionError, OverflowError):
         return True
     return True
 
 
-def sweep_stale_temporaries(folder: str | Path, *, recursive: bool = False) -> list[Path]:
+def sweep_stale_temporaries(folder: str | Path, *, recursive: bool = False,
+                            stale_after: float = STALE_AFTER) -> list[Path]:
     """Remove the temporary files and folders that writers killed mid-write (SIGKILL, power
     loss) left in ``folder`` (and in its subfolders with ``recursive``): those named by this
-    module for a process of this host that no longer exists. A live writer's temporary, another
-    host's, and any file this module did not name are kept. Returns what was removed; a missing
-    ``folder`` removes nothing."""
+    module for a process of this host that no longer exists, unchanged for ``stale_after``
+    seconds. A live writer's temporary, another host's, a recent one and any file this module
+    did not name are kept; one that cannot be removed (another user's, say) is kept with a
+    warning. Returns what was removed; a missing ``folder`` removes nothing."""
     folder = Path(folder)
     if not folder.is_dir():
         return []
@@ -114,10 +140,17 @@ def sweep_stale_temporaries(folder: str | Path, *, recursive: bool = False) -> l
         match = _TEMPORARY.match(entry.name)
         if match is None or match["host"] != host or _running(int(match["pid"])):
             continue
-        with contextlib.suppress(FileNotFoundError):
+        try:
+            if time.time() - entry.lstat().st_mtime < stale_after:
+                continue
             if entry.is_dir() and not entry.is_symlink():
                 shutil.rmtree(entry)
             else:
                 entry.unlink()
-            removed.append(entry)
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            log.warning("%s: a killed writer's temporary file could not be removed (%s)", entry, exc)
+            continue
+        removed.append(entry)
     return removed
