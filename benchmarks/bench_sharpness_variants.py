@@ -108,12 +108,11 @@ def main(argv: list[str] | None = None) -> int:
     # keeps that out of the first variant's seconds
     _, warmup = run_variant(tasks, {}, seeds[0], args.batch_size)
     print(f"  warm-up (the default, seed {seeds[0]}; traces each architecture's functions): {warmup:.1f} s")
-    runs = {}
+    runs, seconds_of = {}, {}
     for name, options in variants.items():
         for seed in seeds:
-            runs[name, seed], seconds = run_variant(tasks, options, seed, args.batch_size)
-            runs[name, seed]["_seconds"] = seconds
-            print(f"  {name} (seed {seed}): {seconds:.1f} s", flush=True)
+            runs[name, seed], seconds_of[name, seed] = run_variant(tasks, options, seed, args.batch_size)
+            print(f"  {name} (seed {seed}): {seconds_of[name, seed]:.1f} s", flush=True)
 
     head = f"{'variant':26s} {'task':12s} {'attacks':>7s} {'passes':>7s} {'s':>6s} {'tau(default)':>12s} " \
            f"{'tau(seeds)':>10s} {'CMI':>6s} {'tau_gap':>7s}"
@@ -124,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
             per_seed = [runs[name, s][task.name] for s in seeds]
             attacks = np.mean([np.mean([v["attacks"] for v in r.values()]) for r in per_seed])
             passes = np.mean([np.mean([v["passes"] for v in r.values()]) for r in per_seed])
-            seconds = np.mean([runs[name, s]["_seconds"] for s in seeds])
+            seconds = np.mean([seconds_of[name, s] for s in seeds])
             vs_default = np.mean([kendall(runs[name, s][task.name], runs["default", s][task.name]) for s in seeds])
             noise = kendall(per_seed[0], per_seed[1]) if len(seeds) > 1 else float("nan")
             cmi, tau_gap = np.mean([gap_scores(r, references[task.name]) for r in per_seed], axis=0)

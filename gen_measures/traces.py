@@ -121,8 +121,9 @@ class ArchitectureTraces:
 
     @property
     def traced(self) -> frozenset[str]:
-        """Names of the functions traced so far (``"forward"``, ``"count_correct_many"``,
-        ``"loss_gradient"``): a measure that adds a name paid for its trace."""
+        """Names of the functions built so far (``"forward"``, ``"count_correct_many"``,
+        ``"loss_gradient"``; each is built by its first call, which traces it at once): a measure
+        that adds a name paid for its trace."""
         return frozenset(self._fns)
 
     # -- the traced graphs --------------------------------------------------------------------

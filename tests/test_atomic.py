@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -106,7 +107,8 @@ def test_an_export_killed_mid_write_keeps_the_old_results_and_the_next_run_sweep
     deadline = time.monotonic() + 60
     temporaries: list[Path] = []
     while time.monotonic() < deadline and not temporaries and proc.poll() is None:
-        temporaries = [p for p in out.glob(".results.csv.*.tmp") if p.stat().st_size > 0]
+        with contextlib.suppress(FileNotFoundError):  # listed, then moved into place before its stat
+            temporaries = [p for p in out.glob(".results.csv.*.tmp") if p.stat().st_size > 0]
         time.sleep(0.005)
     assert temporaries, "the writer finished or timed out without writing a temporary file first"
     os.kill(proc.pid, signal.SIGKILL)  # mid-write: the temporary has some bytes, not all
